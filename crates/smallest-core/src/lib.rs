@@ -1,0 +1,74 @@
+//! # smallest-core
+//!
+//! The sans-IO core of the Rust SDK for the [Smallest AI](https://smallest.ai) Waves API:
+//! Lightning text-to-speech and Pulse speech-to-text.
+//!
+//! This crate builds [`http::Request`] values and parses [`http::Response`] values. It
+//! never opens a socket, never spawns a thread, never reads a clock and never draws a
+//! random number, so it runs under any executor and any HTTP client. The transports
+//! that ship with it are `smallest-hyper` (tokio) and `smallest-blocking` (plain
+//! threads); anything else can drive it in a few lines.
+//!
+//! ## Concepts
+//!
+//! - [`Config`] holds the [`ApiKey`] (a [`secrecy::SecretString`] that is read in one
+//!   function only) and the base URL.
+//! - Every operation implements [`Endpoint`]: [`Endpoint::to_http_request`] validates
+//!   and builds the request, [`Endpoint::from_http_response`] parses the answer. Error
+//!   statuses become an [`ApiError`] inside [`Error::Api`].
+//! - [`prepare`] adds the headers every request carries (`Authorization`,
+//!   `User-Agent`, `X-Source`).
+//!
+//! ## Bring your own HTTP client
+//!
+//! ```
+//! use bytes::Bytes;
+//! use smallest_core::{ApiKey, Config, Endpoint, Error, tts::{OutputFormat, TtsRequest}};
+//!
+//! # fn main() -> Result<(), Error> {
+//! let config = Config::new(ApiKey::new("sk_example")?);
+//! let request = TtsRequest::new("Hello from Smallest AI.", "meher")
+//!     .sample_rate(24000)
+//!     .output_format(OutputFormat::Wav);
+//! let http_request: http::Request<Bytes> = smallest_core::prepare(&request, &config)?;
+//! assert_eq!(http_request.uri(), "https://api.smallest.ai/waves/v1/tts");
+//! assert!(http_request.headers()["authorization"].is_sensitive());
+//!
+//! // … send it with any client, then:
+//! let response = http::Response::builder()
+//!     .status(200)
+//!     .header("content-type", "audio/wav")
+//!     .body(Bytes::from_static(b"RIFF....WAVE"))
+//!     .unwrap();
+//! let audio = request.from_http_response(response)?;
+//! assert_eq!(audio.sample_rate(), 24000);
+//! # Ok(()) }
+//! ```
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod macros;
+
+pub mod audio;
+pub mod auth;
+pub mod config;
+pub mod endpoint;
+pub mod error;
+pub mod health;
+pub mod stt;
+pub mod tts;
+
+pub use auth::{API_KEY_ENV, ApiKey};
+pub use config::{BASE_URL_ENV, Config, DEFAULT_BASE_URL};
+pub use endpoint::{Endpoint, check_status, prepare};
+pub use error::{
+    ApiError, ApiErrorKind, BoxError, Error, RetryAfter, TimeoutPhase, ValidationError,
+};
+pub use health::{Health, HealthStatus};
+pub use stt::{
+    AudioSource, LegacyTranscribeRequest, SttLanguage, SttModel, TranscribeRequest, Transcription,
+};
+pub use tts::{Audio, Language, OutputFormat, TtsModel, TtsRequest};
