@@ -1,1 +1,123 @@
-fn main() {}
+//! Repository automation, in Rust rather than shell: `cargo xtask <task>`.
+//!
+//! - `ci`: exactly what `.ci/run` runs — fmt, clippy `-D warnings`, the README's test
+//!   command (`cargo test --workspace`: unit, integration and doc tests), rustdoc with
+//!   warnings denied, and the dependency-purity checks.
+//! - `purity`: only the dependency-purity checks.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// The README's test command. `.ci/run` reaches it through `cargo xtask ci`.
+const TEST_COMMAND: &[&str] = &["test", "--workspace"];
+
+/// Crates that must never appear in the normal dependency tree of `smallest-core`.
+const CORE_FORBIDDEN: &[&str] = &["tokio", "hyper", "ureq", "mio", "socket2", "tungstenite"];
+
+/// Crates that must never appear in the normal dependency tree of `smallest-blocking`.
+const BLOCKING_FORBIDDEN: &[&str] = &["tokio", "mio"];
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let result = match task.as_str() {
+        "ci" => ci(),
+        "purity" => purity(),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|purity>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ci() -> Result<(), String> {
+    step("fmt", &["fmt", "--all", "--", "--check"], &[])?;
+    step(
+        "clippy",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    step("test", TEST_COMMAND, &[])?;
+    step(
+        "rustdoc",
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    purity()
+}
+
+fn purity() -> Result<(), String> {
+    check_tree("smallest-core", CORE_FORBIDDEN)?;
+    check_tree("smallest-blocking", BLOCKING_FORBIDDEN)?;
+    println!(
+        "purity: ok (smallest-core free of {CORE_FORBIDDEN:?}; smallest-blocking free of {BLOCKING_FORBIDDEN:?})"
+    );
+    Ok(())
+}
+
+/// Fails if any crate named in `forbidden` is in `package`'s normal dependency tree.
+fn check_tree(package: &str, forbidden: &[&str]) -> Result<(), String> {
+    let output = Command::new(cargo())
+        .args([
+            "tree", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo tree -p {package} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let found: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| {
+            forbidden
+                .iter()
+                .any(|f| name == f || name.starts_with(&format!("{f}-")))
+        })
+        .collect();
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{package} depends on forbidden crates: {found:?}"))
+    }
+}
+
+fn step(name: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    println!("==> {name}: cargo {}", args.join(" "));
+    let started = Instant::now();
+    let status = Command::new(cargo())
+        .args(args)
+        .envs(env.iter().copied())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    println!(
+        "<== {name}: {status} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("step `{name}` failed ({status})"))
+    }
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}

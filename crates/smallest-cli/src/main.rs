@@ -1,1 +1,454 @@
-fn main() {}
+//! `smallest`: text-to-speech, speech-to-text and a local emulator of the Smallest AI
+//! Waves API, on `smallest-hyper`.
+//!
+//! The key comes from `SMALLEST_API_KEY` (or a `.env` file in the working directory),
+//! never from an argument, so it does not show in shell history or `ps`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use smallest_core::stt::{
+    AudioSource, LegacyTranscribeRequest, SttLanguage, SttModel, TranscribeRequest,
+};
+use smallest_core::tts::{Language, OutputFormat, TtsModel, TtsRequest};
+use smallest_core::{ApiKey, Config, Endpoint, Error};
+use smallest_emulator::Emulator;
+use smallest_hyper::Client;
+
+mod dotenv;
+
+use dotenv::Env;
+
+/// The Smallest AI Waves API from the command line.
+#[derive(Parser, Debug)]
+#[command(name = "smallest", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct Global {
+    /// The API base URL [env: SMALLEST_BASE_URL] (default https://api.smallest.ai).
+    #[arg(long, global = true)]
+    base_url: Option<String>,
+    /// A PEM file of extra root certificates to trust, e.g. an emulator's CA
+    /// [env: SMALLEST_CA_CERT].
+    #[arg(long, global = true)]
+    ca_cert: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Synthesize speech to a file.
+    Tts(TtsArgs),
+    /// Transcribe an audio file or URL.
+    Stt(SttArgs),
+    /// Check that the API answers (no key needed).
+    Health,
+    /// Serve a local emulator of the API on 127.0.0.1 until interrupted.
+    Emulator(EmulatorArgs),
+    /// Start the embedded emulator and run a text → speech → text round trip. No key needed.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct TtsArgs {
+    /// The text to speak.
+    text: String,
+    /// Where to write the audio.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// The voice id (a catalog voice or a clone `voice_…`).
+    #[arg(long, default_value = "magnus")]
+    voice: String,
+    /// lightning_v3.1 (default) or lightning_v3.1_pro.
+    #[arg(long)]
+    model: Option<String>,
+    /// 8000, 16000, 24000 or 44100.
+    #[arg(long)]
+    sample_rate: Option<u32>,
+    /// wav, pcm, mp3, ulaw or alaw (default: from the output file's extension, else wav).
+    #[arg(long)]
+    format: Option<String>,
+    /// 0.5 to 2.0.
+    #[arg(long)]
+    speed: Option<f32>,
+    /// A language code the model speaks (e.g. en, hi, auto).
+    #[arg(long)]
+    language: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct SttArgs {
+    /// An audio file, or an http(s):// URL the server fetches.
+    input: String,
+    /// pulse (default) or pulse-pro.
+    #[arg(long, default_value = "pulse")]
+    model: String,
+    /// The language code.
+    #[arg(long, default_value = "en")]
+    language: String,
+    /// Word and utterance timestamps.
+    #[arg(long)]
+    word_timestamps: bool,
+    /// Speaker labels.
+    #[arg(long)]
+    diarize: bool,
+    /// Use the legacy endpoint /waves/v1/pulse/get_text.
+    #[arg(long)]
+    legacy: bool,
+    /// Print the whole JSON response instead of the text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct EmulatorArgs {
+    /// The port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// An API key to accept (repeatable). Default: the key in SMALLEST_API_KEY, if set;
+    /// otherwise any key.
+    #[arg(long = "key")]
+    keys: Vec<String>,
+    /// Serve HTTPS with a fresh local CA (its PEM path is printed on stderr).
+    #[arg(long)]
+    tls: bool,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Where to write the WAV file (default: smallest-demo.wav in the temp directory).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Env::load(Path::new("."));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, env)) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, env: Env) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Tts(args) => tts(&client(&cli.global, &env)?, args).await,
+        Command::Stt(args) => stt(&client(&cli.global, &env)?, args).await,
+        Command::Health => health(&cli.global, &env).await,
+        Command::Emulator(args) => emulator(args, &env).await,
+        Command::Demo(args) => demo(args).await,
+    }
+}
+
+/// The client the commands use: key, base URL and extra roots from flags, the
+/// environment or `.env`.
+fn client(global: &Global, env: &Env) -> Result<Client, String> {
+    let key = env.get("SMALLEST_API_KEY").ok_or(
+        "SMALLEST_API_KEY is not set: export SMALLEST_API_KEY=<your key> (from the API Keys page \
+         of the Smallest AI console), or put it in a .env file here. To try the CLI without a \
+         key, run `smallest demo`.",
+    )?;
+    let key = ApiKey::new(key).map_err(|e| e.to_string())?;
+    build_client(Config::new(key), global, env)
+}
+
+fn build_client(config: Config, global: &Global, env: &Env) -> Result<Client, String> {
+    let mut config = config;
+    if let Some(url) = global
+        .base_url
+        .clone()
+        .or_else(|| env.get("SMALLEST_BASE_URL"))
+    {
+        config = config
+            .with_base_url(url.trim())
+            .map_err(|e| e.to_string())?;
+    }
+    let mut builder = Client::builder(config);
+    let ca = global
+        .ca_cert
+        .clone()
+        .or_else(|| env.get("SMALLEST_CA_CERT").map(PathBuf::from));
+    if let Some(path) = ca {
+        for der in read_pem_certificates(&path)? {
+            builder = builder.add_root_certificate_der(der);
+        }
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+fn read_pem_certificates(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// Renders an SDK error for a person: the message (with the API's hint) and the
+/// field-level detail of a validation body.
+fn explain(e: &Error) -> String {
+    let mut out = e.to_string();
+    if let Some(api) = e.api() {
+        for issue in api.issues() {
+            if !issue.options.is_empty() {
+                out.push_str(&format!(
+                    "\n  {}: allowed values: {}",
+                    issue.path,
+                    issue.options.join(", ")
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn format_for(path: &Path, flag: Option<&str>) -> Result<OutputFormat, String> {
+    if let Some(flag) = flag {
+        return flag.parse::<OutputFormat>().map_err(|e| e.to_string());
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    Ok(match ext.to_ascii_lowercase().as_str() {
+        "pcm" | "raw" => OutputFormat::Pcm,
+        "mp3" => OutputFormat::Mp3,
+        "ulaw" | "mulaw" | "ul" => OutputFormat::Ulaw,
+        "alaw" | "al" => OutputFormat::Alaw,
+        _ => OutputFormat::Wav,
+    })
+}
+
+async fn tts(client: &Client, args: TtsArgs) -> Result<ExitCode, String> {
+    let format = format_for(&args.output, args.format.as_deref())?;
+    let mut request = TtsRequest::new(args.text, args.voice).output_format(format);
+    if let Some(model) = &args.model {
+        request = request.model(TtsModel::parse(model));
+    }
+    if let Some(hz) = args.sample_rate {
+        request = request.sample_rate(hz);
+    }
+    if let Some(speed) = args.speed {
+        request = request.speed(speed);
+    }
+    if let Some(language) = &args.language {
+        request = request.language(Language::from_wire(language.trim()));
+    }
+    let audio = client.synthesize(&request).await.map_err(|e| explain(&e))?;
+    std::fs::write(&args.output, audio.bytes())
+        .map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
+    let duration = audio
+        .duration()
+        .map(|d| format!(", {:.2} s", d.as_secs_f64()))
+        .unwrap_or_default();
+    eprintln!(
+        "wrote {} ({}, {} Hz{duration}, {} bytes)",
+        args.output.display(),
+        audio.format(),
+        audio.sample_rate(),
+        audio.bytes().len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stt(client: &Client, args: SttArgs) -> Result<ExitCode, String> {
+    let input = args.input.trim();
+    let source = if input.starts_with("http://") || input.starts_with("https://") {
+        AudioSource::Url(input.to_owned())
+    } else {
+        let data = std::fs::read(input).map_err(|e| format!("cannot read {input}: {e}"))?;
+        AudioSource::Bytes {
+            data: data.into(),
+            content_type: None,
+        }
+    };
+    let language = SttLanguage::from_wire(args.language.trim());
+    let (request, response) = if args.legacy {
+        let request = LegacyTranscribeRequest::new(source)
+            .language(language)
+            .word_timestamps(args.word_timestamps)
+            .diarize(args.diarize);
+        let response = raw_exchange(client, &request).await?;
+        (request.from_http_response(response.clone()), response)
+    } else {
+        let request = TranscribeRequest::new(source, language)
+            .model(SttModel::from_wire(args.model.trim()))
+            .word_timestamps(args.word_timestamps)
+            .diarize(args.diarize);
+        let response = raw_exchange(client, &request).await?;
+        (request.from_http_response(response.clone()), response)
+    };
+    let transcription = request.map_err(|e| explain(&e))?;
+    if args.json {
+        let value: serde_json::Value = serde_json::from_slice(response.body())
+            .map_err(|e| format!("the response is not JSON: {e}"))?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
+        );
+    } else if transcription.is_processing() {
+        println!(
+            "accepted for asynchronous processing (request id {})",
+            transcription.request_id.as_deref().unwrap_or("unknown")
+        );
+    } else {
+        println!("{}", transcription.transcription);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends an endpoint and keeps the raw response, so `--json` prints exactly what the
+/// server said.
+async fn raw_exchange<E: Endpoint>(
+    client: &Client,
+    endpoint: &E,
+) -> Result<http::Response<bytes::Bytes>, String> {
+    let request = smallest_core::prepare(endpoint, client.config()).map_err(|e| explain(&e))?;
+    client.execute(request).await.map_err(|e| explain(&e))
+}
+
+async fn health(global: &Global, env: &Env) -> Result<ExitCode, String> {
+    // The health check needs no key; use the real one when there is one.
+    let key = env
+        .get("SMALLEST_API_KEY")
+        .unwrap_or_else(|| "sk_unused".to_owned());
+    let key = ApiKey::new(key).map_err(|e| e.to_string())?;
+    let client = build_client(Config::new(key), global, env)?;
+    let status = client.health().await.map_err(|e| explain(&e))?;
+    let services = status
+        .services
+        .iter()
+        .map(|(name, s)| format!("{name}: {s}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!("{} ({services})", status.status);
+    Ok(if status.healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn emulator(args: EmulatorArgs, env: &Env) -> Result<ExitCode, String> {
+    let mut builder = Emulator::builder().port(args.port).tls(args.tls);
+    let mut keys = args.keys;
+    if keys.is_empty()
+        && let Some(key) = env.get("SMALLEST_API_KEY")
+    {
+        keys.push(key);
+    }
+    let any_key = keys.is_empty();
+    for key in keys {
+        builder = builder.key(key);
+    }
+    let running = builder
+        .start()
+        .await
+        .map_err(|e| format!("cannot start the emulator: {e}"))?;
+    // The first line on stdout is the base URL, for scripts.
+    println!("{}", running.base_url());
+    if let Some(pem) = running.ca_certificate_pem() {
+        let path = std::env::temp_dir().join(format!(
+            "smallest-emulator-ca-{}.pem",
+            running.addr().port()
+        ));
+        std::fs::write(&path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!(
+            "TLS: trust the emulator's CA with --ca-cert {0} (or SMALLEST_CA_CERT={0})",
+            path.display()
+        );
+    }
+    eprintln!(
+        "emulator listening on {} ({}); Ctrl-C to stop",
+        running.base_url(),
+        if any_key {
+            "any API key accepted"
+        } else {
+            "only the configured keys accepted"
+        }
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
+    running.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+const DEMO_TEXT: &str = "Hello from Smallest AI.";
+const DEMO_KEY: &str = "sk_demo_emulator_key";
+
+async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
+    let running = Emulator::builder()
+        .key(DEMO_KEY)
+        .start()
+        .await
+        .map_err(|e| format!("cannot start the embedded emulator: {e}"))?;
+    println!(
+        "emulator:    {} (embedded, on loopback; no API key needed)",
+        running.base_url()
+    );
+    let config = Config::new(ApiKey::new(DEMO_KEY).map_err(|e| e.to_string())?)
+        .with_base_url(&running.base_url())
+        .map_err(|e| e.to_string())?;
+    let client = Client::new(config).map_err(|e| e.to_string())?;
+
+    let request = TtsRequest::new(DEMO_TEXT, "meher")
+        .model(TtsModel::LightningV31Pro)
+        .sample_rate(24000)
+        .output_format(OutputFormat::Wav);
+    let audio = client.synthesize(&request).await.map_err(|e| explain(&e))?;
+    let path = args
+        .output
+        .unwrap_or_else(|| std::env::temp_dir().join("smallest-demo.wav"));
+    std::fs::write(&path, audio.bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let shown = std::fs::canonicalize(&path).unwrap_or(path);
+    println!("text:        {DEMO_TEXT:?}");
+    println!(
+        "speech:      {} ({} Hz mono 16-bit WAV, {:.2} s, {} bytes)",
+        shown.display(),
+        audio.sample_rate(),
+        audio.duration().unwrap_or_default().as_secs_f64(),
+        audio.bytes().len()
+    );
+
+    let transcription = client
+        .transcribe(
+            &TranscribeRequest::from_bytes(audio.into_bytes(), SttLanguage::En)
+                .content_type("audio/wav"),
+        )
+        .await
+        .map_err(|e| explain(&e))?;
+    println!("transcribed: {:?}", transcription.transcription);
+    running.shutdown();
+    if transcription.transcription == DEMO_TEXT {
+        println!("round trip:  ok");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("round trip:  MISMATCH");
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,92 @@
+//! A `.env` reader: `KEY=value` lines from the working directory, consulted for the
+//! CLI's own variables when the environment does not set them (the environment wins).
+//! The process environment is never modified.
+
+use std::path::Path;
+
+/// The variables the CLI reads from `.env`; nothing else is imported.
+const KNOWN: &[&str] = &[
+    "SMALLEST_API_KEY",
+    "SMALLEST_BASE_URL",
+    "SMALLEST_CA_CERT",
+    "SMALLEST_MAX_RETRIES",
+];
+
+/// Parses `.env` text into `(key, value)` pairs. Accepts `export KEY=value`, `#`
+/// comments, and single- or double-quoted values.
+pub(crate) fn parse(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                return None;
+            }
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let (key, value) = line.split_once('=')?;
+            let key = key.trim();
+            let value = value.trim();
+            let value = match value.as_bytes() {
+                [b'"', .., b'"'] | [b'\'', .., b'\''] if value.len() >= 2 => {
+                    &value[1..value.len() - 1]
+                }
+                _ => value.split(" #").next().unwrap_or(value).trim(),
+            };
+            Some((key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// The environment, with `.env` from the working directory as a fallback.
+#[derive(Default)]
+pub(crate) struct Env {
+    dotenv: Vec<(String, String)>,
+}
+
+impl Env {
+    /// Reads `.env` in `dir` (if any). Only the CLI's own variables are taken from it.
+    pub(crate) fn load(dir: &Path) -> Env {
+        let dotenv = std::fs::read_to_string(dir.join(".env"))
+            .map(|text| parse(&text))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| KNOWN.contains(&k.as_str()))
+            .collect();
+        Env { dotenv }
+    }
+
+    /// The variable from the environment, else from `.env`; empty values count as unset.
+    pub(crate) fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key)
+            .ok()
+            .or_else(|| {
+                self.dotenv
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            })
+            .filter(|v| !v.trim().is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn parses_the_usual_forms() {
+        let pairs = parse(
+            "# comment\nSMALLEST_API_KEY=sk_1\nexport SMALLEST_BASE_URL=\"http://127.0.0.1:9\"\n\
+             X='a b'\nY=plain # trailing\nnot a pair\n",
+        );
+        assert_eq!(
+            pairs,
+            vec![
+                ("SMALLEST_API_KEY".into(), "sk_1".into()),
+                ("SMALLEST_BASE_URL".into(), "http://127.0.0.1:9".into()),
+                ("X".into(), "a b".into()),
+                ("Y".into(), "plain".into()),
+            ]
+        );
+    }
+}
