@@ -1,1 +1,230 @@
-//! tests
+//! The harness of the cross-crate scenarios: every scenario runs on **both** transports
+//! (`smallest-hyper`, `smallest-blocking`) against a real emulator on loopback, over
+//! plain HTTP and over TLS with a CA the clients are told to trust.
+//!
+//! [`Api`] is the common surface of the two clients, in blocking form: the hyper
+//! client runs on its own tokio runtime and is driven with `block_on`, so one scenario
+//! body serves both. Nothing here mocks a transport: each call goes through the real
+//! client, a real socket and the real emulator.
+
+use std::fmt;
+
+use bytes::Bytes;
+use smallest_core::{
+    ApiKey, Audio, Config, Endpoint, Error, HealthStatus, LegacyTranscribeRequest, TranscribeRequest,
+    Transcription, TtsRequest,
+};
+use smallest_emulator::{EmulatorBuilder, RunningEmulator};
+
+/// The key the scenarios' emulators accept.
+pub const KEY: &str = "sk_test_scenarios_0123456789";
+
+/// A valid key the emulator refuses with 403.
+pub const FORBIDDEN_KEY: &str = "sk_test_forbidden_0123456789";
+
+/// The operations every transport offers, in blocking form.
+pub trait Api: Send + Sync {
+    /// `hyper` or `blocking`.
+    fn name(&self) -> &'static str;
+    /// `POST /waves/v1/tts`.
+    fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error>;
+    /// `POST /waves/v1/stt/`.
+    fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error>;
+    /// `POST /waves/v1/pulse/get_text`.
+    fn transcribe_legacy(&self, request: &LegacyTranscribeRequest) -> Result<Transcription, Error>;
+    /// `GET /waves/v1/health`.
+    fn health(&self) -> Result<HealthStatus, Error>;
+    /// Any request, through the transport's generic `send`.
+    fn call(&self, call: &RawCall) -> Result<http::Response<Bytes>, Error>;
+    /// The client's `Debug` output.
+    fn client_debug(&self) -> String;
+}
+
+/// A request the SDK has no operation for (a retired or unknown route), sent through
+/// the generic `send` of each transport: the core's [`Endpoint`] trait is public so
+/// users can describe such calls themselves.
+#[derive(Clone, Debug)]
+pub struct RawCall {
+    /// The method.
+    pub method: http::Method,
+    /// The path and query.
+    pub path: String,
+    /// A JSON body.
+    pub body: serde_json::Value,
+}
+
+impl RawCall {
+    /// `POST path` with a JSON body.
+    pub fn post(path: &str, body: serde_json::Value) -> Self {
+        RawCall {
+            method: http::Method::POST,
+            path: path.to_owned(),
+            body,
+        }
+    }
+}
+
+impl Endpoint for RawCall {
+    type Output = http::Response<Bytes>;
+
+    fn to_http_request(&self, config: &Config) -> Result<http::Request<Bytes>, Error> {
+        Ok(http::Request::builder()
+            .method(self.method.clone())
+            .uri(config.uri(&self.path)?)
+            .header("content-type", "application/json")
+            .body(Bytes::from(self.body.to_string()))
+            .expect("raw request"))
+    }
+
+    fn from_http_response(&self, response: http::Response<Bytes>) -> Result<Self::Output, Error> {
+        smallest_core::check_status(response)
+    }
+}
+
+/// The async client, driven from blocking code.
+pub struct HyperApi {
+    runtime: tokio::runtime::Runtime,
+    client: smallest_hyper::Client,
+}
+
+impl Api for HyperApi {
+    fn name(&self) -> &'static str {
+        "hyper"
+    }
+    fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
+        self.runtime.block_on(self.client.synthesize(request))
+    }
+    fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
+        self.runtime.block_on(self.client.transcribe(request))
+    }
+    fn transcribe_legacy(&self, request: &LegacyTranscribeRequest) -> Result<Transcription, Error> {
+        self.runtime.block_on(self.client.transcribe_legacy(request))
+    }
+    fn health(&self) -> Result<HealthStatus, Error> {
+        self.runtime.block_on(self.client.health())
+    }
+    fn call(&self, call: &RawCall) -> Result<http::Response<Bytes>, Error> {
+        self.runtime.block_on(self.client.send(call))
+    }
+    fn client_debug(&self) -> String {
+        format!("{:?}", self.client)
+    }
+}
+
+/// The blocking client.
+pub struct BlockingApi {
+    client: smallest_blocking::Client,
+}
+
+impl Api for BlockingApi {
+    fn name(&self) -> &'static str {
+        "blocking"
+    }
+    fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
+        self.client.synthesize(request)
+    }
+    fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
+        self.client.transcribe(request)
+    }
+    fn transcribe_legacy(&self, request: &LegacyTranscribeRequest) -> Result<Transcription, Error> {
+        self.client.transcribe_legacy(request)
+    }
+    fn health(&self) -> Result<HealthStatus, Error> {
+        self.client.health()
+    }
+    fn call(&self, call: &RawCall) -> Result<http::Response<Bytes>, Error> {
+        self.client.send(call)
+    }
+    fn client_debug(&self) -> String {
+        format!("{:?}", self.client)
+    }
+}
+
+/// Where a scenario runs: one emulator, one transport, plain or TLS.
+pub struct Setup<'a> {
+    /// The client under test.
+    pub api: &'a dyn Api,
+    /// The emulator it talks to.
+    pub emulator: &'a RunningEmulator,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+impl fmt::Display for Setup<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} over {}",
+            self.api.name(),
+            if self.tls { "https" } else { "http" }
+        )
+    }
+}
+
+/// The configuration of a client for `emulator` with `key`.
+pub fn config_for(emulator: &RunningEmulator, key: &str) -> Config {
+    Config::new(ApiKey::new(key).expect("test key"))
+        .with_base_url(&emulator.base_url())
+        .expect("emulator base URL")
+}
+
+/// Both clients for `emulator`, authenticated with `key`, trusting its CA when it has one.
+pub fn clients(emulator: &RunningEmulator, key: &str) -> Vec<Box<dyn Api>> {
+    let ca = emulator.ca_certificate_der();
+    let mut hyper = smallest_hyper::Client::builder(config_for(emulator, key));
+    let mut blocking = smallest_blocking::Client::builder(config_for(emulator, key));
+    if let Some(der) = ca {
+        hyper = hyper.add_root_certificate_der(der.clone());
+        blocking = blocking.add_root_certificate_der(der);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    vec![
+        Box::new(HyperApi {
+            runtime,
+            client: hyper.build().expect("hyper client"),
+        }),
+        Box::new(BlockingApi {
+            client: blocking.build().expect("blocking client"),
+        }),
+    ]
+}
+
+/// The emulator every scenario starts from: [`KEY`] accepted, [`FORBIDDEN_KEY`] refused.
+pub fn emulator() -> EmulatorBuilder {
+    smallest_emulator::Emulator::builder()
+        .key(KEY)
+        .forbidden_key(FORBIDDEN_KEY)
+}
+
+/// Runs `scenario` on both transports, over plain HTTP and over TLS, each TLS/plain
+/// pair against a fresh emulator built by `builder`.
+pub fn on_every_transport(builder: EmulatorBuilder, scenario: impl Fn(&Setup<'_>)) {
+    for tls in [false, true] {
+        let emulator = builder.clone().tls(tls).spawn().expect("emulator starts");
+        for api in clients(&emulator, KEY) {
+            let setup = Setup {
+                api: api.as_ref(),
+                emulator: &emulator,
+                tls,
+            };
+            scenario(&setup);
+        }
+    }
+}
+
+/// The API error inside `result`, failing the test with `setup` in the message otherwise.
+pub fn api_error<T: fmt::Debug>(setup: &Setup<'_>, result: Result<T, Error>) -> smallest_core::ApiError {
+    match result {
+        Err(Error::Api(e)) => *e,
+        other => panic!("{setup}: expected an API error, got {other:?}"),
+    }
+}
+
+/// The README's examples, compiled as doc tests so they cannot rot.
+#[doc = include_str!("../../README.md")]
+#[allow(dead_code)]
+mod readme {}

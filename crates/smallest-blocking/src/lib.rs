@@ -1,1 +1,614 @@
-//! placeholder
+//! # smallest-blocking
+//!
+//! The blocking client of the [Smallest AI](https://smallest.ai) Waves API: plain
+//! threads, [ureq] 3 and rustls (ring), and no async runtime anywhere in its dependency
+//! tree. It runs the sans-IO [`smallest_core`]: the core validates and builds each
+//! request and parses each response; this crate only moves the bytes, pools
+//! connections and enforces time limits.
+//!
+//! The async sibling, `smallest-hyper`, has the same vocabulary: moving between the two
+//! is adding or removing `.await`.
+//!
+//! ## Synthesize, then transcribe
+//!
+//! ```no_run
+//! use smallest_blocking::{Client, OutputFormat, SttLanguage, TranscribeRequest, TtsModel, TtsRequest};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Reads SMALLEST_API_KEY (and SMALLEST_BASE_URL, e.g. an emulator's address).
+//!     let client = Client::from_env()?;
+//!
+//!     let audio = client.synthesize(
+//!         &TtsRequest::new("Hello from Smallest AI.", "meher")
+//!             .model(TtsModel::LightningV31Pro)
+//!             .sample_rate(24000)
+//!             .output_format(OutputFormat::Wav),
+//!     )?;
+//!     std::fs::write("hello.wav", audio.bytes())?;
+//!
+//!     let text = client.transcribe(
+//!         &TranscribeRequest::from_bytes(audio.into_bytes(), SttLanguage::En).content_type("audio/wav"),
+//!     )?;
+//!     println!("{}", text.transcription);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Configuration
+//!
+//! [`Client::builder`] adds time limits and extra trusted roots (a private CA, or the
+//! certificate of a local emulator served over TLS):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use smallest_blocking::{ApiKey, Client, Config};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::new(ApiKey::new("sk_your_key")?).with_base_url("https://127.0.0.1:8443")?;
+//! let ca_der: Vec<u8> = std::fs::read("emulator-ca.der")?;
+//! let client = Client::builder(config)
+//!     .add_root_certificate_der(ca_der)
+//!     .connect_timeout(Duration::from_secs(5))
+//!     .response_timeout(Duration::from_secs(60))
+//!     .total_timeout(Duration::from_secs(300))
+//!     .build()?;
+//! # let _ = client; Ok(()) }
+//! ```
+//!
+//! ## Errors
+//!
+//! Every method returns [`Error`]. An error status from the server is [`Error::Api`]
+//! (with the status, code, message and request id); a failure to reach the server is
+//! [`Error::Transport`], whose `request_sent` says whether any of the request may have
+//! reached the server (`false` for DNS failures, refused connections and TLS handshake
+//! failures, so the call is safe to retry); a time limit is [`Error::Timeout`]. Neither
+//! errors nor `Debug` output ever contain the API key.
+//!
+//! ## Bring your own HTTP client
+//!
+//! [`send_with`] runs any operation over anything that implements [`HttpSend`],
+//! including a closure:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use smallest_blocking::{ApiKey, Config, Error, HealthStatus, core::Health};
+//!
+//! # fn main() -> Result<(), Error> {
+//! let config = Config::new(ApiKey::new("sk_example")?);
+//! let my_client = |request: http::Request<Bytes>| -> Result<http::Response<Bytes>, Error> {
+//!     assert_eq!(request.uri(), "https://api.smallest.ai/waves/v1/health");
+//!     // … send `request` with any blocking HTTP client; here, a canned answer:
+//!     http::Response::builder()
+//!         .status(200)
+//!         .body(Bytes::from_static(br#"{"status":"ok"}"#))
+//!         .map_err(|e| Error::transport(true, e))
+//! };
+//! let status: HealthStatus = smallest_blocking::send_with(&my_client, &config, &Health)?;
+//! assert!(status.healthy);
+//! # Ok(()) }
+//! ```
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+use std::fmt;
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use rustls_pki_types::CertificateDer;
+use ureq::Agent;
+use ureq::config::AutoHeaderValue;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+pub use smallest_core::{
+    self as core, ApiKey, Audio, AudioSource, Config, Endpoint, Error, HealthStatus, Language,
+    LegacyTranscribeRequest, OutputFormat, SttLanguage, SttModel, TimeoutPhase, TranscribeRequest,
+    Transcription, TtsModel, TtsRequest,
+};
+
+/// The default limit on opening a connection (DNS, TCP and TLS).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// At most this much memory is reserved up front for a body that announces its length;
+/// longer bodies are still read whole, the buffer just grows as they arrive.
+const MAX_PREALLOCATION: u64 = 64 << 20;
+
+/// Any blocking HTTP client that can send one request and return the whole response.
+///
+/// [`Client`] implements it over ureq; every closure
+/// `Fn(http::Request<Bytes>) -> Result<http::Response<Bytes>, Error>` does too, so
+/// another client plugs in with a few lines (see [`send_with`]).
+///
+/// The request is complete as the core built it, `Authorization` included (marked
+/// sensitive): send its method, URI, headers and body as they are. Report failures with
+/// [`Error::transport`], saying whether the request may have reached the server.
+pub trait HttpSend {
+    /// Sends `request` and returns the response with its whole body, whatever its status.
+    fn send_http(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error>;
+}
+
+impl<F> HttpSend for F
+where
+    F: Fn(Request<Bytes>) -> Result<Response<Bytes>, Error> + ?Sized,
+{
+    fn send_http(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error> {
+        self(request)
+    }
+}
+
+/// Runs any operation the core describes over any [`HttpSend`]: builds the request with
+/// [`smallest_core::prepare`] (which adds `Authorization`, `User-Agent` and `X-Source`),
+/// sends it, and parses the response with [`Endpoint::from_http_response`].
+pub fn send_with<S, E>(client: &S, config: &Config, endpoint: &E) -> Result<E::Output, Error>
+where
+    S: HttpSend + ?Sized,
+    E: Endpoint,
+{
+    let request = smallest_core::prepare(endpoint, config)?;
+    let response = client.send_http(request)?;
+    endpoint.from_http_response(response)
+}
+
+/// A blocking Waves API client. Cheap to clone: clones share one connection pool.
+///
+/// Safe to share between threads; each call blocks only the thread that makes it.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    agent: Agent,
+    config: Config,
+    timeouts: Timeouts,
+}
+
+/// Time limits, per phase; `None` means no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Timeouts {
+    connect: Option<Duration>,
+    response: Option<Duration>,
+    idle: Option<Duration>,
+    total: Option<Duration>,
+}
+
+/// Builds a [`Client`] with extra trusted roots or time limits.
+pub struct ClientBuilder {
+    config: Config,
+    extra_roots: Vec<Vec<u8>>,
+    timeouts: Timeouts,
+}
+
+impl Client {
+    /// A client for `config`, trusting the Mozilla (webpki) roots, with the default
+    /// connect limit ([`DEFAULT_CONNECT_TIMEOUT`]) and no other time limit.
+    pub fn new(config: Config) -> Result<Client, Error> {
+        Client::builder(config).build()
+    }
+
+    /// A client configured from `SMALLEST_API_KEY` and, when set, `SMALLEST_BASE_URL`.
+    pub fn from_env() -> Result<Client, Error> {
+        Client::new(Config::from_env()?)
+    }
+
+    /// A builder, for extra roots and time limits.
+    pub fn builder(config: Config) -> ClientBuilder {
+        ClientBuilder {
+            config,
+            extra_roots: Vec::new(),
+            timeouts: Timeouts {
+                connect: Some(DEFAULT_CONNECT_TIMEOUT),
+                ..Timeouts::default()
+            },
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Runs any operation the core describes: builds the request, sends it, reads the
+    /// whole body and parses the answer.
+    pub fn send<E: Endpoint>(&self, endpoint: &E) -> Result<E::Output, Error> {
+        send_with(self, &self.inner.config, endpoint)
+    }
+
+    /// `POST /waves/v1/tts`: synthesizes speech in one piece.
+    ///
+    /// The audio is returned whole, however long it is.
+    pub fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
+        self.send(request)
+    }
+
+    /// `POST /waves/v1/stt/`: transcribes a recording (bytes or URL).
+    pub fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
+        self.send(request)
+    }
+
+    /// `POST /waves/v1/pulse/get_text`: the legacy transcription endpoint.
+    pub fn transcribe_legacy(
+        &self,
+        request: &LegacyTranscribeRequest,
+    ) -> Result<Transcription, Error> {
+        self.send(request)
+    }
+
+    /// `GET /waves/v1/health` (needs no key). A `503` with the documented body is an
+    /// unhealthy [`HealthStatus`], not an error.
+    pub fn health(&self) -> Result<HealthStatus, Error> {
+        self.send(&smallest_core::Health)
+    }
+
+    /// Sends a prepared request (see [`smallest_core::prepare`]) and reads the whole
+    /// response, whatever its status, within the time limits.
+    pub fn execute(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error> {
+        let limits = &self.inner.timeouts;
+        let (parts, body) = request.into_parts();
+        let bodiless = body.is_empty() && matches!(parts.method, Method::GET | Method::HEAD);
+        let result = if bodiless {
+            self.inner.agent.run(Request::from_parts(parts, ()))
+        } else {
+            self.inner
+                .agent
+                .run(Request::from_parts(parts, body.as_ref()))
+        };
+        let response = result.map_err(|e| classify(e, Stage::Exchange, limits))?;
+        let (parts, body) = response.into_parts();
+        let body = read_body(body).map_err(|e| classify(e, Stage::Body, limits))?;
+        Ok(Response::from_parts(parts, body))
+    }
+}
+
+impl HttpSend for Client {
+    fn send_http(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error> {
+        self.execute(request)
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .field("timeouts", &self.inner.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Trusts this DER-encoded certificate in addition to the Mozilla (webpki) roots:
+    /// for a private CA, or the certificate of a local emulator served over TLS.
+    ///
+    /// [`build`](Self::build) fails with [`Error::Config`] if it is not a certificate
+    /// that can serve as a trust anchor.
+    pub fn add_root_certificate_der(mut self, der: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots.push(der.into());
+        self
+    }
+
+    /// The limit on opening a connection: resolving the host name, then connecting and
+    /// completing the TLS handshake (each step has this limit). Default
+    /// [`DEFAULT_CONNECT_TIMEOUT`]. Exceeding it is
+    /// [`Error::Timeout`] with [`TimeoutPhase::Connect`]; nothing was sent.
+    pub fn connect_timeout(mut self, limit: Duration) -> Self {
+        self.timeouts.connect = Some(limit);
+        self
+    }
+
+    /// The limit from the end of the request to the whole response head: the time the
+    /// server takes to start answering (a synthesis is made before its answer starts).
+    /// Exceeding it is [`Error::Timeout`] with [`TimeoutPhase::ResponseHead`]. No limit
+    /// by default.
+    pub fn response_timeout(mut self, limit: Duration) -> Self {
+        self.timeouts.response = Some(limit);
+        self
+    }
+
+    /// The limit on any single wait for the connection once it is open: the gap between
+    /// two chunks of the response body, a stalled write of the request, and, because
+    /// ureq applies it to every read, also each wait for bytes of the response head.
+    /// Keep it longer than the server's time to first byte when a response limit is
+    /// also set. Exceeding it is [`Error::Timeout`] with [`TimeoutPhase::Idle`]. No
+    /// limit by default.
+    pub fn idle_timeout(mut self, limit: Duration) -> Self {
+        self.timeouts.idle = Some(limit);
+        self
+    }
+
+    /// The limit on a whole call, from resolving the host to the last byte of the
+    /// body. Exceeding it is [`Error::Timeout`] with [`TimeoutPhase::Total`]. No limit
+    /// by default.
+    pub fn total_timeout(mut self, limit: Duration) -> Self {
+        self.timeouts.total = Some(limit);
+        self
+    }
+
+    /// Builds the client. Opens no connection; the first request does.
+    pub fn build(self) -> Result<Client, Error> {
+        let tls = TlsConfig::builder()
+            .root_certs(root_certs(&self.extra_roots)?)
+            .build();
+        let t = self.timeouts;
+        let agent: Agent = Agent::config_builder()
+            // Error statuses are answers the core parses, not transport failures.
+            .http_status_as_error(false)
+            // Redirects are returned to the core (which reports them), never followed:
+            // the key must not travel to another host.
+            .max_redirects(0)
+            // The core sets User-Agent; ureq must not add its own.
+            .user_agent(AutoHeaderValue::None)
+            .tls_config(tls)
+            .timeout_resolve(t.connect)
+            .timeout_connect(t.connect)
+            .timeout_recv_response(t.response)
+            .timeout_per_read(t.idle)
+            .timeout_per_write(t.idle)
+            .timeout_global(t.total)
+            .build()
+            .into();
+        Ok(Client {
+            inner: Arc::new(Inner {
+                agent,
+                config: self.config,
+                timeouts: self.timeouts,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("config", &self.config)
+            .field("extra_roots", &self.extra_roots.len())
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
+}
+
+/// The roots to trust: the Mozilla roots alone, or the Mozilla roots as full
+/// certificates (ureq's `RootCerts::Specific` takes certificates, not trust anchors)
+/// followed by each extra root, each checked to be a usable trust anchor first (ureq
+/// would silently skip one that is not).
+fn root_certs(extra: &[Vec<u8>]) -> Result<RootCerts, Error> {
+    if extra.is_empty() {
+        return Ok(RootCerts::WebPki);
+    }
+    let mut check = rustls::RootCertStore::empty();
+    for (i, der) in extra.iter().enumerate() {
+        check
+            .add(CertificateDer::from(der.as_slice()))
+            .map_err(|e| {
+                Error::Config(
+                    format!(
+                        "extra root certificate #{} is not a usable DER certificate: {e}",
+                        i + 1
+                    )
+                    .into(),
+                )
+            })?;
+    }
+    let mozilla = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()));
+    let extra = extra
+        .iter()
+        .map(|der| Certificate::from_der(der).to_owned());
+    Ok(RootCerts::from(mozilla.chain(extra)))
+}
+
+/// Reads a whole body, however long: no 10 MB cap for audio.
+fn read_body(body: ureq::Body) -> Result<Bytes, ureq::Error> {
+    let reserve = body.content_length().unwrap_or(0).min(MAX_PREALLOCATION);
+    let mut out = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
+    body.into_reader().read_to_end(&mut out)?;
+    Ok(Bytes::from(out))
+}
+
+/// Where in the call a ureq error arose.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// In `Agent::run`: connecting, sending, or receiving the response head.
+    Exchange,
+    /// Reading the response body: the request was sent whole.
+    Body,
+}
+
+/// Sorts a ureq error into a time limit, a failure before anything was sent, or a
+/// failure after (part of) the request may have reached the server.
+fn classify(e: ureq::Error, stage: Stage, limits: &Timeouts) -> Error {
+    use ureq::Error as U;
+    if let U::Timeout(which) = &e
+        && let Some(timeout) = timeout_error(*which, limits)
+    {
+        return timeout;
+    }
+    let request_sent = stage == Stage::Body
+        || match &e {
+            U::HostNotFound
+            | U::ConnectionFailed
+            | U::BadUri(_)
+            | U::Http(_)
+            | U::InvalidProxyUrl
+            | U::ConnectProxyFailed(_)
+            | U::RequireHttpsOnly(_)
+            | U::TlsRequired
+            | U::Tls(_)
+            | U::Pem(_)
+            | U::Rustls(_) => false,
+            U::Timeout(which) => !matches!(which, ureq::Timeout::Resolve | ureq::Timeout::Connect),
+            U::Io(io) => !io_before_sending(io),
+            _ => true,
+        };
+    Error::transport(request_sent, e)
+}
+
+/// The ureq timeouts this crate sets, as the phase they limit.
+fn timeout_error(which: ureq::Timeout, limits: &Timeouts) -> Option<Error> {
+    use ureq::Timeout as T;
+    let (phase, limit) = match which {
+        T::Resolve | T::Connect => (TimeoutPhase::Connect, limits.connect),
+        T::RecvResponse => (TimeoutPhase::ResponseHead, limits.response),
+        T::PerRead | T::PerWrite => (TimeoutPhase::Idle, limits.idle),
+        T::Global | T::PerCall => (TimeoutPhase::Total, limits.total),
+        _ => return None,
+    };
+    Some(Error::Timeout {
+        phase,
+        limit: limit?,
+    })
+}
+
+/// An I/O error from `Agent::run` that can only happen while connecting: refused or
+/// unreachable addresses, and TLS handshake failures (ureq completes the handshake
+/// before it writes the request).
+fn io_before_sending(e: &io::Error) -> bool {
+    use io::ErrorKind as K;
+    if matches!(
+        e.kind(),
+        K::ConnectionRefused
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::NetworkDown
+            | K::AddrNotAvailable
+            | K::AddrInUse
+    ) {
+        return true;
+    }
+    let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return false;
+    };
+    use rustls::AlertDescription as A;
+    use rustls::Error as R;
+    match tls {
+        R::InvalidCertificate(_)
+        | R::NoCertificatesPresented
+        | R::UnsupportedNameType
+        | R::PeerIncompatible(_)
+        | R::InappropriateHandshakeMessage { .. }
+        | R::HandshakeNotComplete
+        | R::NoApplicationProtocol
+        | R::InvalidCertRevocationList(_)
+        | R::InvalidEncryptedClientHello(_) => true,
+        R::AlertReceived(alert) => matches!(
+            alert,
+            A::HandshakeFailure
+                | A::BadCertificate
+                | A::UnsupportedCertificate
+                | A::CertificateRevoked
+                | A::CertificateExpired
+                | A::CertificateUnknown
+                | A::UnknownCA
+                | A::ProtocolVersion
+                | A::InsufficientSecurity
+                | A::UnrecognisedName
+                | A::NoApplicationProtocol
+                | A::IllegalParameter
+        ),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_roots_are_added_to_every_mozilla_root() {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let der = cert.cert.der().to_vec();
+        let RootCerts::Specific(certs) = root_certs(std::slice::from_ref(&der)).unwrap() else {
+            panic!("expected specific roots");
+        };
+        let mozilla = webpki_root_certs::TLS_SERVER_ROOT_CERTS.len();
+        assert!(mozilla > 100, "{mozilla}");
+        assert_eq!(certs.len(), mozilla + 1);
+        assert_eq!(certs.last().unwrap().der(), der.as_slice());
+        // Every one of them is usable by rustls (ureq would silently skip the others).
+        let mut store = rustls::RootCertStore::empty();
+        let (added, ignored) =
+            store.add_parsable_certificates(certs.iter().map(|c| CertificateDer::from(c.der())));
+        assert_eq!((added, ignored), (mozilla + 1, 0));
+        assert!(matches!(root_certs(&[]).unwrap(), RootCerts::WebPki));
+    }
+
+    #[test]
+    fn a_broken_extra_root_is_a_config_error() {
+        let err = root_certs(&[vec![0x30, 0x03, 0x01, 0x02]]).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        assert!(err.to_string().contains("#1"), "{err}");
+    }
+
+    #[test]
+    fn timeouts_map_to_the_phase_that_was_limited() {
+        let limits = Timeouts {
+            connect: Some(Duration::from_secs(1)),
+            response: Some(Duration::from_secs(2)),
+            idle: Some(Duration::from_secs(3)),
+            total: Some(Duration::from_secs(4)),
+        };
+        let phase = |t| match classify(ureq::Error::Timeout(t), Stage::Exchange, &limits) {
+            Error::Timeout { phase, limit } => (phase, limit.as_secs()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(phase(ureq::Timeout::Resolve), (TimeoutPhase::Connect, 1));
+        assert_eq!(phase(ureq::Timeout::Connect), (TimeoutPhase::Connect, 1));
+        assert_eq!(
+            phase(ureq::Timeout::RecvResponse),
+            (TimeoutPhase::ResponseHead, 2)
+        );
+        assert_eq!(phase(ureq::Timeout::PerRead), (TimeoutPhase::Idle, 3));
+        assert_eq!(phase(ureq::Timeout::PerWrite), (TimeoutPhase::Idle, 3));
+        assert_eq!(phase(ureq::Timeout::Global), (TimeoutPhase::Total, 4));
+        // A limit this crate never sets stays a transport error.
+        let e = classify(
+            ureq::Error::Timeout(ureq::Timeout::SendBody),
+            Stage::Exchange,
+            &limits,
+        );
+        assert!(matches!(
+            e,
+            Error::Transport {
+                request_sent: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn errors_before_the_request_was_written_are_not_sent() {
+        let limits = Timeouts::default();
+        let sent = |e, stage| match classify(e, stage, &limits) {
+            Error::Transport { request_sent, .. } => request_sent,
+            other => panic!("{other:?}"),
+        };
+        let io = |kind| ureq::Error::Io(io::Error::from(kind));
+        assert!(!sent(ureq::Error::HostNotFound, Stage::Exchange));
+        assert!(!sent(ureq::Error::ConnectionFailed, Stage::Exchange));
+        assert!(!sent(io(io::ErrorKind::ConnectionRefused), Stage::Exchange));
+        assert!(!sent(io(io::ErrorKind::HostUnreachable), Stage::Exchange));
+        let handshake = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert!(!sent(ureq::Error::Io(handshake), Stage::Exchange));
+        assert!(sent(io(io::ErrorKind::ConnectionReset), Stage::Exchange));
+        assert!(sent(io(io::ErrorKind::UnexpectedEof), Stage::Exchange));
+        assert!(sent(io(io::ErrorKind::ConnectionRefused), Stage::Body));
+        let decrypt = io::Error::new(io::ErrorKind::InvalidData, rustls::Error::DecryptError);
+        assert!(sent(ureq::Error::Io(decrypt), Stage::Exchange));
+        // Unset limits never invent a number: a timeout without one is a transport error.
+        assert!(!sent(
+            ureq::Error::Timeout(ureq::Timeout::Connect),
+            Stage::Exchange
+        ));
+    }
+}

@@ -56,6 +56,16 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The server reported an error inside a stream (an SSE error frame, a WebSocket
+    /// `error` message) or the stream broke its protocol (ended before its terminal
+    /// frame, sent data that is not what the API documents).
+    #[error("stream error{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Stream {
+        /// The server's code, when it sent one (e.g. `LANGUAGE_NOT_ENABLED_IN_REGION`).
+        code: Option<String>,
+        /// What happened.
+        message: String,
+    },
     /// A phase of the exchange took longer than its configured limit.
     #[error("timed out: {phase} took longer than {limit:?}")]
     Timeout {
@@ -293,6 +303,8 @@ impl ApiError {
         let mut issues = Vec::new();
         let mut request_id = None;
         let mut recommended_endpoint = None;
+        // §7: `{"error":"Invalid request body","details":[issue…]}`.
+        let mut details = Vec::new();
 
         if let Some(Value::Object(obj)) = &parsed {
             let str_field = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -315,7 +327,7 @@ impl ApiError {
                 _ => {}
             }
             if let Some(Value::Array(list)) = obj.get("details") {
-                issues.extend(list.iter().filter_map(parse_issue));
+                details = list.iter().filter_map(parse_issue).collect();
             }
             if let Some(m) = str_field("message") {
                 message = Some(match (message.take(), str_field("errors")) {
@@ -329,21 +341,19 @@ impl ApiError {
             }
         }
         if message.is_none() && !issues.is_empty() {
-            let joined = issues
-                .iter()
-                .map(|i| {
-                    if i.path.is_empty() {
-                        i.message.clone()
-                    } else {
-                        format!("{}: {}", i.path, i.message)
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            message = Some(joined);
+            message = Some(join_issues(&issues));
             if code.is_none() && issues.len() == 1 {
                 code = issues[0].code.clone();
             }
+        }
+        if !details.is_empty() {
+            // The summary alone ("Invalid request body") does not say what is wrong.
+            let joined = join_issues(&details);
+            message = Some(match message.take() {
+                Some(m) => format!("{m}: {joined}"),
+                None => joined,
+            });
+            issues.extend(details);
         }
         let message = message.unwrap_or_else(|| {
             let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
@@ -524,6 +534,21 @@ impl fmt::Debug for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// `path: message` of each issue, joined with `; `.
+fn join_issues(issues: &[ValidationIssue]) -> String {
+    issues
+        .iter()
+        .map(|i| {
+            if i.path.is_empty() {
+                i.message.clone()
+            } else {
+                format!("{}: {}", i.path, i.message)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 fn parse_issue(v: &Value) -> Option<ValidationIssue> {
     let obj = v.as_object()?;

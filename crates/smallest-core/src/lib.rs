@@ -54,12 +54,20 @@ mod macros;
 
 pub mod audio;
 pub mod auth;
+pub mod cloning;
 pub mod config;
+pub mod dicts;
 pub mod endpoint;
 pub mod error;
 pub mod health;
+pub mod sse;
 pub mod stt;
+pub mod stt_live;
 pub mod tts;
+pub mod tts_live;
+pub mod tts_stream;
+pub mod voices;
+pub mod ws;
 
 pub use auth::{API_KEY_ENV, ApiKey};
 pub use config::{BASE_URL_ENV, Config, DEFAULT_BASE_URL};

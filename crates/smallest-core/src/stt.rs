@@ -392,6 +392,21 @@ impl TranscribeRequest {
 
     /// Checks the request against what the API accepts.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        self.validate_params()?;
+        self.validate_source()?;
+        if self.model == SttModel::PulsePro && matches!(self.source, AudioSource::Url(_)) {
+            return Err(ValidationError::new(
+                "model",
+                self.model.as_str(),
+                "a URL source needs model pulse: Pulse Pro transcribes uploaded bytes only, so \
+                 upload the file instead",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Everything but the audio source: model, language, webhook.
+    fn validate_params(&self) -> Result<(), ValidationError> {
         if self.model.is_known() && !self.language.is_prerecorded() {
             return Err(ValidationError::new(
                 "language",
@@ -409,14 +424,6 @@ impl TranscribeRequest {
                 "model",
                 m,
                 "allowed: pulse, pulse-pro",
-            ));
-        }
-        self.validate_source()?;
-        if self.model == SttModel::PulsePro && matches!(self.source, AudioSource::Url(_)) {
-            return Err(ValidationError::new(
-                "url",
-                "pulse-pro",
-                "Pulse Pro transcribes uploaded bytes only; use model pulse for a URL, or upload the file",
             ));
         }
         if let Some(url) = &self.webhook_url {
@@ -473,12 +480,8 @@ impl TranscribeRequest {
         if let Some(len) = content_length {
             validate_upload_len(len)?;
         }
-        let mut check = self.clone();
-        check.source = AudioSource::Bytes {
-            data: Bytes::new(),
-            content_type: None,
-        };
-        check.validate()?;
+        // The body is streamed by the transport: only the parameters are checked here.
+        self.validate_params()?;
         let mut builder = Request::builder()
             .method(Method::POST)
             .uri(config.uri(&format!("{STT_PATH}?{}", self.query()))?)
@@ -509,7 +512,7 @@ impl Endpoint for TranscribeRequest {
 
     fn from_http_response(&self, response: Response<Bytes>) -> Result<Transcription, Error> {
         let response = check_status(response)?;
-        json_body("transcription response", response.body())
+        parse_transcription(response.body())
     }
 }
 
@@ -616,7 +619,18 @@ impl Endpoint for LegacyTranscribeRequest {
 
     fn from_http_response(&self, response: Response<Bytes>) -> Result<Transcription, Error> {
         let response = check_status(response)?;
-        json_body("transcription response", response.body())
+        parse_transcription(response.body())
+    }
+}
+
+/// A transcription is a JSON object; serde would also take an array for a struct.
+fn parse_transcription(body: &[u8]) -> Result<Transcription, Error> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => json_body("transcription response", body),
+        _ => Err(Error::decode(
+            "transcription response",
+            "expected a JSON object",
+        )),
     }
 }
 

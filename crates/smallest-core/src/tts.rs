@@ -693,9 +693,8 @@ impl Audio {
             _ => self.data.len(),
         };
         let samples = payload / self.format.bytes_per_sample()?;
-        Some(std::time::Duration::from_secs_f64(
-            samples as f64 / f64::from(self.sample_rate),
-        ))
+        // `try_`: a zero sample rate (possible through `Audio::new`) must not panic.
+        std::time::Duration::try_from_secs_f64(samples as f64 / f64::from(self.sample_rate)).ok()
     }
 
     /// A playable WAV file: `wav` as received, `pcm` with a 44-byte header prepended,

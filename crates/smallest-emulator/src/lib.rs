@@ -1,1 +1,4 @@
-//! placeholder
+//! tmp
+pub mod speech;
+#[allow(dead_code, unreachable_pub)]
+mod audio;

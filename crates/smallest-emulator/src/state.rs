@@ -1,0 +1,258 @@
+//! The emulator's shared state: settings, per-key concurrency, the request log, fixtures and ids.
+//! One `Arc<State>` per running emulator; every lock is held only for a few instructions.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::RecordedRequest;
+use crate::audio;
+use crate::speech;
+
+/// Most requests kept in the log; older ones are dropped first.
+pub(crate) const REQUEST_LOG_CAPACITY: usize = 10_000;
+
+/// Builder options, frozen at start.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) keys: HashSet<String>,
+    pub(crate) forbidden_keys: HashSet<String>,
+    pub(crate) tts_concurrency: usize,
+    pub(crate) tts_latency: Duration,
+    pub(crate) max_upload_bytes: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// UUID-shaped ids: a per-emulator random seed mixed with a counter.
+struct IdGen {
+    seed: u64,
+    counter: AtomicU64,
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl IdGen {
+    fn new() -> Self {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(0x736d_616c_6c65_7374);
+        Self {
+            seed: hasher.finish(),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let a = splitmix(self.seed ^ n);
+        let b = splitmix(a ^ self.seed.rotate_left(17));
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xFFFF,
+            a & 0x0FFF,
+            ((b >> 48) & 0x3FFF) | 0x8000,
+            b & 0xFFFF_FFFF_FFFF
+        )
+    }
+}
+
+#[derive(Default)]
+struct RequestLog {
+    next_seq: u64,
+    entries: VecDeque<(u64, RecordedRequest)>,
+}
+
+/// Audio behind a URL in STT URL mode.
+pub(crate) struct UrlAudio {
+    pub(crate) bytes: Bytes,
+    /// The last path segment, reported as `metadata.filename` by the legacy route.
+    pub(crate) filename: String,
+}
+
+/// Shared state of one running emulator.
+pub(crate) struct State {
+    pub(crate) settings: Settings,
+    fixtures: HashMap<String, Bytes>,
+    pub(crate) addr: SocketAddr,
+    in_flight: Mutex<HashMap<String, usize>>,
+    log: Mutex<RequestLog>,
+    ids: IdGen,
+}
+
+impl State {
+    pub(crate) fn new(settings: Settings, fixtures: HashMap<String, Bytes>, addr: SocketAddr) -> Self {
+        Self {
+            settings,
+            fixtures,
+            addr,
+            in_flight: Mutex::new(HashMap::new()),
+            log: Mutex::new(RequestLog::default()),
+            ids: IdGen::new(),
+        }
+    }
+
+    /// A fresh UUID-shaped id.
+    pub(crate) fn new_id(&self) -> String {
+        self.ids.next()
+    }
+
+    /// Appends a request to the log; returns its sequence number for [`State::finish_record`].
+    pub(crate) fn record(&self, request: RecordedRequest) -> u64 {
+        let mut log = lock(&self.log);
+        let seq = log.next_seq;
+        log.next_seq += 1;
+        if log.entries.len() == REQUEST_LOG_CAPACITY {
+            log.entries.pop_front();
+        }
+        log.entries.push_back((seq, request));
+        seq
+    }
+
+    /// Fills in what is only known once the request was answered.
+    pub(crate) fn finish_record(&self, seq: u64, status: u16, body_len: usize) {
+        let mut log = lock(&self.log);
+        if let Some((_, entry)) = log.entries.iter_mut().rev().find(|(s, _)| *s == seq) {
+            entry.status = status;
+            entry.body_len = body_len;
+        }
+    }
+
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.log).entries.iter().map(|(_, r)| r.clone()).collect()
+    }
+
+    /// Takes one of the key's TTS concurrency slots, if one is free.
+    pub(crate) fn try_acquire_tts(self: &Arc<Self>, key: &str) -> Option<TtsSlot> {
+        let mut in_flight = lock(&self.in_flight);
+        let count = in_flight.entry(key.to_owned()).or_insert(0);
+        if *count >= self.settings.tts_concurrency {
+            return None;
+        }
+        *count += 1;
+        Some(TtsSlot {
+            state: Arc::clone(self),
+            key: key.to_owned(),
+        })
+    }
+
+    /// Resolves a URL given in STT URL mode, without any network access: registered fixtures,
+    /// fixtures registered by path and reached through this emulator's own address, and the
+    /// `/_emulator/speech.wav?text=…` generator.
+    pub(crate) fn lookup_url(&self, url: &str) -> Option<UrlAudio> {
+        let url = url.trim();
+        let filename = |path: &str| {
+            let path = path.split(['?', '#']).next().unwrap_or("");
+            path.rsplit('/').next().unwrap_or("").to_owned()
+        };
+        if let Some(bytes) = self.fixtures.get(url) {
+            let path = url.split_once("://").map_or(url, |(_, rest)| rest);
+            return Some(UrlAudio {
+                bytes: bytes.clone(),
+                filename: filename(path),
+            });
+        }
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let path = if path.is_empty() { "/" } else { path };
+        let port = self.addr.port().to_string();
+        let is_self = ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .any(|host| authority.eq_ignore_ascii_case(&format!("{host}:{port}")));
+        if !is_self {
+            return None;
+        }
+        let bytes = self.local_resource(path)?;
+        Some(UrlAudio {
+            bytes,
+            filename: filename(path),
+        })
+    }
+
+    /// Audio this emulator serves itself at `path_and_query` (`GET`, no auth).
+    pub(crate) fn local_resource(&self, path_and_query: &str) -> Option<Bytes> {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        if path == SPEECH_PATH {
+            return speech_wav(query);
+        }
+        self.fixtures.get(path).cloned()
+    }
+}
+
+/// Path of the built-in speech generator.
+pub(crate) const SPEECH_PATH: &str = "/_emulator/speech.wav";
+
+/// `text` (required), `sample_rate` (default 16000), `speed` (default 1.0) → a WAV of emulator speech.
+fn speech_wav(query: &str) -> Option<Bytes> {
+    let params = crate::routes::parse_query(query);
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let text = get("text")?;
+    let rate = get("sample_rate")
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|r| (8000..=48000).contains(r))
+        .unwrap_or(16_000);
+    let speed = get("speed")
+        .and_then(|v| v.parse::<f32>().ok())
+        .unwrap_or(1.0);
+    // Bound the work one URL can ask for (about 15 minutes of audio at speed 1).
+    if text.len() > 16 * 1024 {
+        return None;
+    }
+    let pcm = speech::synthesize_pcm(text, rate, speed);
+    Some(Bytes::from(audio::wav_file(rate, &pcm)))
+}
+
+/// One in-flight TTS request of a key; dropping it frees the slot, however the request ended.
+pub(crate) struct TtsSlot {
+    state: Arc<State>,
+    key: String,
+}
+
+impl Drop for TtsSlot {
+    fn drop(&mut self) {
+        let mut in_flight = lock(&self.state.in_flight);
+        if let Some(count) = in_flight.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                in_flight.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_look_like_uuids_and_differ() {
+        let ids = IdGen::new();
+        let a = ids.next();
+        let b = ids.next();
+        assert_ne!(a, b);
+        for id in [&a, &b] {
+            let parts: Vec<&str> = id.split('-').collect();
+            let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+            assert_eq!(lens, [8, 4, 4, 4, 12], "{id}");
+            assert!(parts[2].starts_with('4'), "{id}");
+            assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+        }
+    }
+}
