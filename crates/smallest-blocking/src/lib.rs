@@ -37,7 +37,11 @@
 //! ## Configuration
 //!
 //! [`Client::builder`] adds time limits and extra trusted roots (a private CA, or the
-//! certificate of a local emulator served over TLS):
+//! certificate of a local emulator served over TLS). TLS is rustls with the ring
+//! provider and the Mozilla roots (if the application installed a process-wide rustls
+//! `CryptoProvider`, ureq uses that one instead). Only loopback hosts may use plain
+//! `http://` unless [`Config::allow_insecure_http`] was called; redirects are never
+//! followed, so the key never travels to another host.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -464,6 +468,17 @@ fn timeout_error(which: ureq::Timeout, limits: &Timeouts) -> Option<Error> {
     })
 }
 
+/// A failed host name lookup, as std reports it: a custom error on Unix, a
+/// `WSAHOST_NOT_FOUND`-family code on Windows. Neither has a stable `ErrorKind`.
+fn is_dns_failure(e: &io::Error) -> bool {
+    if cfg!(windows) && matches!(e.raw_os_error(), Some(11001..=11004)) {
+        return true;
+    }
+    e.raw_os_error().is_none()
+        && e.to_string()
+            .starts_with("failed to lookup address information")
+}
+
 /// An I/O error from `Agent::run` that can only happen while connecting: refused or
 /// unreachable addresses, and TLS handshake failures (ureq completes the handshake
 /// before it writes the request).
@@ -477,7 +492,10 @@ fn io_before_sending(e: &io::Error) -> bool {
             | K::NetworkDown
             | K::AddrNotAvailable
             | K::AddrInUse
-    ) {
+            | K::InvalidInput
+            | K::PermissionDenied
+    ) || is_dns_failure(e)
+    {
         return true;
     }
     let Some(tls) = e
@@ -595,6 +613,10 @@ mod tests {
         assert!(!sent(ureq::Error::ConnectionFailed, Stage::Exchange));
         assert!(!sent(io(io::ErrorKind::ConnectionRefused), Stage::Exchange));
         assert!(!sent(io(io::ErrorKind::HostUnreachable), Stage::Exchange));
+        // What std's resolver returns on Unix for an unknown host.
+        let dns =
+            io::Error::other("failed to lookup address information: Name or service not known");
+        assert!(!sent(ureq::Error::Io(dns), Stage::Exchange));
         let handshake = io::Error::new(
             io::ErrorKind::InvalidData,
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
