@@ -147,9 +147,12 @@ impl fmt::Debug for Config {
 
 impl BaseUrl {
     fn parse(url: &str, allow_insecure_http: bool) -> Result<Self, Error> {
+        // Users paste keys into URLs (`https://sk_…@host`): never echo the userinfo.
+        let shown = redact_userinfo(url);
         let bad = |why: &str| {
             Error::Config(
-                format!("invalid base URL {url:?}: {why}; expected e.g. {DEFAULT_BASE_URL}").into(),
+                format!("invalid base URL {shown:?}: {why}; expected e.g. {DEFAULT_BASE_URL}")
+                    .into(),
             )
         };
         let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
@@ -171,7 +174,7 @@ impl BaseUrl {
         if !https && !allow_insecure_http && !is_loopback(&host) {
             return Err(Error::Config(
                 format!(
-                    "refusing http:// base URL {url:?}: the API key would travel unencrypted; \
+                    "refusing http:// base URL {shown:?}: the API key would travel unencrypted; \
                      use https://, a loopback host, or Config::allow_insecure_http()"
                 )
                 .into(),
@@ -183,6 +186,17 @@ impl BaseUrl {
             host,
             prefix: uri.path().trim_end_matches('/').to_owned(),
         })
+    }
+}
+
+/// `url` with anything before an `@` in its authority replaced by `<redacted>`.
+fn redact_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority = &url[start..];
+    let end = authority.find(['/', '?', '#']).unwrap_or(authority.len());
+    match authority[..end].rfind('@') {
+        Some(at) => format!("{}<redacted>{}", &url[..start], &authority[at..]),
+        None => url.to_owned(),
     }
 }
 

@@ -367,6 +367,7 @@ impl ApiError {
                 text.to_owned()
             }
         });
+        let message = bounded(message, MAX_MESSAGE_CHARS);
         if request_id.is_none() {
             request_id = header_str(headers, "x-request-id");
         }
@@ -486,9 +487,10 @@ impl ApiError {
                  workspace, its product scope and the plan's entitlements and usage limits"
             }
             429 => {
-                "too many requests in flight: the account allows a limited number of concurrent \
-                 TTS requests (1 by default); wait for the running request to finish, or raise \
-                 the account's concurrency"
+                "rate limited: the account allows a limited number of concurrent TTS requests \
+                 (1 by default) — wait for the running request to finish or raise the account's \
+                 concurrency; STT allows a number of requests per minute per model — honour \
+                 Retry-After"
             }
             413 => "the upload is too large: the API accepts files of at most 250 MB",
             410 => "this route was retired: use the current endpoint the server names",
@@ -548,6 +550,16 @@ fn join_issues(issues: &[ValidationIssue]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// At most this many characters of a server message are kept in [`ApiError::message`].
+const MAX_MESSAGE_CHARS: usize = 1000;
+
+fn bounded(text: String, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text,
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
 }
 
 fn parse_issue(v: &Value) -> Option<ValidationIssue> {

@@ -42,7 +42,10 @@ fn expected_headers(own: &[(&str, &str)], authenticated: bool) -> Vec<(String, S
 
 fn assert_authorization_is_sensitive<B>(request: &Request<B>) {
     let value = &request.headers()["authorization"];
-    assert!(value.is_sensitive(), "Authorization must be marked sensitive");
+    assert!(
+        value.is_sensitive(),
+        "Authorization must be marked sensitive"
+    );
     assert_eq!(value.as_bytes(), format!("Bearer {CANARY_KEY}").as_bytes());
     assert_eq!(request.headers().get_all("authorization").iter().count(), 1);
 }
@@ -176,7 +179,9 @@ fn tts_each_sample_rate_is_sent_as_an_integer() {
     for hz in SAMPLE_RATES {
         assert_tts_golden(
             &TtsRequest::new("a", "meher").sample_rate(hz),
-            &format!(r#"{{"text":"a","voice_id":"meher","sample_rate":{hz},"output_format":"pcm"}}"#),
+            &format!(
+                r#"{{"text":"a","voice_id":"meher","sample_rate":{hz},"output_format":"pcm"}}"#
+            ),
         );
     }
 }
@@ -293,7 +298,9 @@ fn tts_base_url_variants() {
         "http://127.0.0.1:8080/proxy/waves/v1/tts"
     );
     assert_eq!(
-        uri(config().with_base_url("https://api.us.smallest.ai").unwrap()),
+        uri(config()
+            .with_base_url("https://api.us.smallest.ai")
+            .unwrap()),
         "https://api.us.smallest.ai/waves/v1/tts"
     );
     assert_eq!(
@@ -411,7 +418,10 @@ fn stt_webhook_parameters_are_percent_encoded() {
     assert_stt_golden(
         &TranscribeRequest::from_bytes(Bytes::from_static(AUDIO), SttLanguage::En)
             .model(SttModel::PulsePro)
-            .webhook("https://hooks.example.com/stt?a=1&b=two%20words", WebhookMethod::Get)
+            .webhook(
+                "https://hooks.example.com/stt?a=1&b=two%20words",
+                WebhookMethod::Get,
+            )
             .webhook_extra("case_id:42,region:us-east"),
         concat!(
             "https://api.smallest.ai/waves/v1/stt/?model=pulse-pro&language=en",
@@ -459,9 +469,35 @@ fn stt_every_option_in_spec_order() {
 #[test]
 fn stt_every_prerecorded_language_is_sent_by_its_code() {
     let codes = [
-        "en", "hi", "de", "es", "ru", "it", "fr", "nl", "pt", "uk", "pl", "cs", "sk", "lv", "et",
-        "ro", "fi", "sv", "bg", "hu", "da", "lt", "mt", "zh", "ja", "ko", "multi-eu",
-        "multi-asian", "multi-indic",
+        "en",
+        "hi",
+        "de",
+        "es",
+        "ru",
+        "it",
+        "fr",
+        "nl",
+        "pt",
+        "uk",
+        "pl",
+        "cs",
+        "sk",
+        "lv",
+        "et",
+        "ro",
+        "fi",
+        "sv",
+        "bg",
+        "hu",
+        "da",
+        "lt",
+        "mt",
+        "zh",
+        "ja",
+        "ko",
+        "multi-eu",
+        "multi-asian",
+        "multi-indic",
     ];
     for code in codes {
         let language = SttLanguage::from_wire(code);
@@ -502,7 +538,9 @@ fn stt_base_url_variants() {
     assert_eq!(
         smallest_core::prepare(
             &request,
-            &config().with_base_url("https://api.us.smallest.ai/").unwrap()
+            &config()
+                .with_base_url("https://api.us.smallest.ai/")
+                .unwrap()
         )
         .unwrap()
         .uri(),
@@ -564,8 +602,7 @@ fn stt_upload_head_at_exactly_250_mb_is_accepted() {
 // Legacy STT: POST /waves/v1/pulse/get_text
 // ---------------------------------------------------------------------------
 
-const SEED_URL: &str =
-    "https://github.com/smallest-inc/cookbook/raw/main/speech-to-text/getting-started/samples/audio.wav";
+const SEED_URL: &str = "https://github.com/smallest-inc/cookbook/raw/main/speech-to-text/getting-started/samples/audio.wav";
 
 #[test]
 fn legacy_seed_call_from_the_authentication_page() {

@@ -10,8 +10,7 @@ use common::{json_response, response};
 use smallest_core::audio::{WAV_HEADER_LEN, WavEncoding, wav_data, wav_header, wav_info};
 use smallest_core::tts::{Audio, ContentExpiry, OutputFormat, ResponseInfo, TtsRequest};
 use smallest_core::{
-    Endpoint, Error, Health, LegacyTranscribeRequest, SttLanguage, TranscribeRequest,
-    Transcription,
+    Endpoint, Error, Health, LegacyTranscribeRequest, SttLanguage, TranscribeRequest, Transcription,
 };
 
 // ---------------------------------------------------------------------------
@@ -28,7 +27,9 @@ fn audio_response(body: &[u8], headers: &[(&str, &str)]) -> http::Response<Bytes
 const PCM: &[u8] = &[0xdf, 0xff, 0xd2, 0xff, 0xd3, 0xff, 0xf0, 0xff];
 
 fn synthesize(request: &TtsRequest, body: &[u8]) -> Audio {
-    request.from_http_response(audio_response(body, &[])).unwrap()
+    request
+        .from_http_response(audio_response(body, &[]))
+        .unwrap()
 }
 
 #[test]
@@ -59,7 +60,11 @@ fn tts_whatever_the_content_type_the_request_decides_the_format() {
     for content_type in ["audio/wav", "audio/mpeg", "application/octet-stream"] {
         let audio = TtsRequest::new("a", "meher")
             .output_format(OutputFormat::Mp3)
-            .from_http_response(response(200, &[("content-type", content_type)], b"\xff\xf3\xc4\xc4"))
+            .from_http_response(response(
+                200,
+                &[("content-type", content_type)],
+                b"\xff\xf3\xc4\xc4",
+            ))
             .unwrap();
         assert_eq!(audio.format(), OutputFormat::Mp3);
     }
@@ -141,10 +146,7 @@ fn tts_content_expiry_answers_are_parsed() {
 
 #[test]
 fn tts_pcm_to_wav_prepends_a_valid_header() {
-    let audio = synthesize(
-        &TtsRequest::new("a", "meher").sample_rate(24000),
-        PCM,
-    );
+    let audio = synthesize(&TtsRequest::new("a", "meher").sample_rate(24000), PCM);
     let wav = audio.to_wav().unwrap();
     assert_eq!(wav.len(), WAV_HEADER_LEN + PCM.len());
     assert_eq!(&wav[..4], b"RIFF");
@@ -229,9 +231,19 @@ fn tts_duration_of_sample_formats() {
     assert_eq!(ulaw.duration(), Some(Duration::from_millis(500)));
     let mut wav = wav_header(WavEncoding::Pcm16, 24000, one_second_pcm.len() as u64).to_vec();
     wav.extend_from_slice(&one_second_pcm);
-    let wav = Audio::new(Bytes::from(wav), OutputFormat::Wav, 24000, ResponseInfo::default());
+    let wav = Audio::new(
+        Bytes::from(wav),
+        OutputFormat::Wav,
+        24000,
+        ResponseInfo::default(),
+    );
     assert_eq!(wav.duration(), Some(Duration::from_secs(1)));
-    let mp3 = Audio::new(Bytes::from_static(b"\xff\xf3"), OutputFormat::Mp3, 24000, ResponseInfo::default());
+    let mp3 = Audio::new(
+        Bytes::from_static(b"\xff\xf3"),
+        OutputFormat::Mp3,
+        24000,
+        ResponseInfo::default(),
+    );
     assert_eq!(mp3.duration(), None);
 }
 
@@ -393,7 +405,9 @@ fn stt_pulse_pro_example() {
 
 #[test]
 fn stt_processing_answer_of_a_webhook_request() {
-    let t = transcribe(r#"{"status": "processing", "request_id": "f3a1c2e0-09c3-43e2-8d8e-cb1f3b1b8f7d"}"#);
+    let t = transcribe(
+        r#"{"status": "processing", "request_id": "f3a1c2e0-09c3-43e2-8d8e-cb1f3b1b8f7d"}"#,
+    );
     assert!(t.is_processing());
     assert_eq!(
         t.request_id.as_deref(),
@@ -463,7 +477,9 @@ fn stt_emotions_and_gender() {
     assert_eq!(emotions["happiness"], 0.8);
     assert_eq!(emotions["anger"], 0.0);
     // The unified spec's open map with other labels.
-    let open = transcribe(r#"{"status":"success","transcription":"x","emotions":{"neutral":0.7,"happy":0.2,"calm":0.1}}"#);
+    let open = transcribe(
+        r#"{"status":"success","transcription":"x","emotions":{"neutral":0.7,"happy":0.2,"calm":0.1}}"#,
+    );
     assert_eq!(open.emotions.unwrap()["calm"], 0.1);
 }
 
@@ -482,7 +498,13 @@ fn stt_unknown_fields_are_ignored() {
 
 #[test]
 fn stt_body_that_is_not_a_transcription_is_a_decode_error() {
-    for body in ["", "not json", "[]", r#"{"transcription": 5}"#, "<html></html>"] {
+    for body in [
+        "",
+        "not json",
+        "[]",
+        r#"{"transcription": 5}"#,
+        "<html></html>",
+    ] {
         let err = TranscribeRequest::from_bytes(Bytes::from_static(b"x"), SttLanguage::En)
             .from_http_response(json_response(200, body))
             .unwrap_err();
@@ -509,7 +531,9 @@ const HEALTHY: &str = r#"{"status":"ok","mongo":{"status":"connected"},"redis":{
 
 #[test]
 fn health_200_is_healthy_with_every_service() {
-    let status = Health.from_http_response(json_response(200, HEALTHY)).unwrap();
+    let status = Health
+        .from_http_response(json_response(200, HEALTHY))
+        .unwrap();
     assert!(status.healthy);
     assert_eq!(status.status, "ok");
     let services: Vec<(&str, &str)> = status
@@ -539,7 +563,9 @@ fn health_503_is_a_report_not_an_error() {
     assert_eq!(status.status, "error");
     assert_eq!(status.services["redis"], "disconnected");
     // Even a 503 that says "ok" is not healthy.
-    let odd = Health.from_http_response(json_response(503, HEALTHY)).unwrap();
+    let odd = Health
+        .from_http_response(json_response(503, HEALTHY))
+        .unwrap();
     assert!(!odd.healthy);
 }
 
@@ -550,9 +576,15 @@ fn health_other_failures_are_errors() {
         .unwrap_err();
     assert_eq!(err.api().unwrap().status(), 500);
     let err = Health
-        .from_http_response(response(503, &[("content-type", "text/html")], b"<h1>503</h1>"))
+        .from_http_response(response(
+            503,
+            &[("content-type", "text/html")],
+            b"<h1>503</h1>",
+        ))
         .unwrap_err();
     assert_eq!(err.api().unwrap().status(), 503);
-    let err = Health.from_http_response(response(200, &[], b"OK")).unwrap_err();
+    let err = Health
+        .from_http_response(response(200, &[], b"OK"))
+        .unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");
 }

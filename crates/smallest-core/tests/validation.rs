@@ -155,7 +155,9 @@ const V31: &[&str] = &[
 ];
 
 /// `lightning_v3.1_pro`: the v3.1 set + `el fi no` + `zh ja ko id ms vi tr ar`.
-const PRO_EXTRA: &[&str] = &["el", "fi", "no", "zh", "ja", "ko", "id", "ms", "vi", "tr", "ar"];
+const PRO_EXTRA: &[&str] = &[
+    "el", "fi", "no", "zh", "ja", "ko", "id", "ms", "vi", "tr", "ar",
+];
 
 #[test]
 fn tts_language_enum_is_the_32_spec_codes_in_order() {
@@ -213,7 +215,10 @@ fn tts_japanese_is_pro_only() {
             .language(Language::Ja),
     );
     assert_names(&err, "language", "ja");
-    assert!(err.allowed().contains("the lightning_v3.1 model accepts"), "{err}");
+    assert!(
+        err.allowed().contains("the lightning_v3.1 model accepts"),
+        "{err}"
+    );
     assert!(!err.allowed().contains("ja"), "{err}");
 }
 
@@ -334,8 +339,34 @@ fn upload(language: SttLanguage) -> TranscribeRequest {
 
 /// Pre-recorded codes from API.md §4.1 (spec enum 26 + 3 aggregators).
 const PRERECORDED: &[&str] = &[
-    "en", "hi", "de", "es", "ru", "it", "fr", "nl", "pt", "uk", "pl", "cs", "sk", "lv", "et",
-    "ro", "fi", "sv", "bg", "hu", "da", "lt", "mt", "zh", "ja", "ko", "multi-eu", "multi-asian",
+    "en",
+    "hi",
+    "de",
+    "es",
+    "ru",
+    "it",
+    "fr",
+    "nl",
+    "pt",
+    "uk",
+    "pl",
+    "cs",
+    "sk",
+    "lv",
+    "et",
+    "ro",
+    "fi",
+    "sv",
+    "bg",
+    "hu",
+    "da",
+    "lt",
+    "mt",
+    "zh",
+    "ja",
+    "ko",
+    "multi-eu",
+    "multi-asian",
     "multi-indic",
 ];
 
@@ -374,7 +405,10 @@ fn stt_streaming_only_languages_are_refused_for_files() {
         let err = stt_error(&upload(language.clone()));
         assert_names(&err, "language", code);
         assert!(err.allowed().contains("multi-eu"), "{err}");
-        assert!(err.allowed().starts_with("pre-recorded STT accepts: en"), "{err}");
+        assert!(
+            err.allowed().starts_with("pre-recorded STT accepts: en"),
+            "{err}"
+        );
         let legacy = validation(
             LegacyTranscribeRequest::from_url("https://example.com/a.wav")
                 .language(language)
@@ -421,9 +455,13 @@ fn stt_pulse_pro_cannot_take_a_url() {
 
 #[test]
 fn stt_empty_upload_is_refused() {
-    let err = stt_error(&TranscribeRequest::from_bytes(Bytes::new(), SttLanguage::En));
+    let err = stt_error(&TranscribeRequest::from_bytes(
+        Bytes::new(),
+        SttLanguage::En,
+    ));
     assert_names(&err, "audio", "0 bytes");
-    let legacy = validation(LegacyTranscribeRequest::from_bytes(Bytes::new()).to_http_request(&config()));
+    let legacy =
+        validation(LegacyTranscribeRequest::from_bytes(Bytes::new()).to_http_request(&config()));
     assert_eq!(legacy.field(), "audio");
     let head = validation(
         TranscribeRequest::from_bytes(Bytes::new(), SttLanguage::En).upload_head(

@@ -35,12 +35,7 @@ pub(crate) fn header_pairs<B>(request: &Request<B>) -> Vec<(String, String)> {
     let mut pairs: Vec<(String, String)> = request
         .headers()
         .iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                value.to_str().unwrap().to_owned(),
-            )
-        })
+        .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap().to_owned()))
         .collect();
     pairs.sort();
     pairs
