@@ -149,17 +149,11 @@ impl Error {
         matches!(self, Error::Timeout { .. })
     }
 
-    /// Trying the same request again may succeed: a retryable status, or a transport
-    /// failure before the request was sent.
+    /// Trying the same request again may succeed: a momentary status (408, 429 that is
+    /// not a plan refusal, 500, 502, 503, 504), or a failure before the request was sent.
+    /// The rules are [`crate::retry::is_retryable`]'s.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Api(e) => e.is_retryable(),
-            Error::Transport { request_sent, .. } => !request_sent,
-            Error::Timeout { phase, .. } => {
-                matches!(phase, TimeoutPhase::Connect | TimeoutPhase::ResponseHead)
-            }
-            _ => false,
-        }
+        crate::retry::is_retryable(self)
     }
 }
 

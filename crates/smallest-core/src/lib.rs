@@ -60,6 +60,7 @@ pub mod dicts;
 pub mod endpoint;
 pub mod error;
 pub mod health;
+pub mod retry;
 pub mod sse;
 pub mod stt;
 pub mod stt_live;
@@ -76,7 +77,14 @@ pub use error::{
     ApiError, ApiErrorKind, BoxError, Error, RetryAfter, TimeoutPhase, ValidationError,
 };
 pub use health::{Health, HealthStatus};
+pub use sse::{SseDecoder, SseEvent};
 pub use stt::{
     AudioSource, LegacyTranscribeRequest, SttLanguage, SttModel, TranscribeRequest, Transcription,
 };
+pub use stt_live::{SttLiveConfig, SttLiveEvent, SttLiveSession};
 pub use tts::{Audio, Language, OutputFormat, TtsModel, TtsRequest};
+pub use tts_live::{TtsLiveConfig, TtsLiveEvent, TtsLiveSession};
+pub use tts_stream::{
+    AudioChunk, FailedResponse, TtsStreamDecoder, TtsStreamRequest, TtsStreamStart,
+};
+pub use ws::{CloseFrame, WsMessage};
