@@ -29,6 +29,11 @@ pub trait Endpoint {
     /// Whether the request carries the API key. Only the health check does not.
     const AUTHENTICATED: bool = true;
 
+    /// Whether the call occupies one of the account's concurrent TTS slots (API.md §8.4:
+    /// one by default, shared by sync, SSE and WebSocket TTS). Transports queue such
+    /// calls behind a limiter instead of provoking 429s.
+    const USES_TTS_SLOT: bool = false;
+
     /// Validates the operation and builds its request: method, URI, headers and body.
     ///
     /// The request has no `Authorization`, `User-Agent` or `X-Source` yet; [`prepare`]

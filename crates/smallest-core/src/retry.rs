@@ -123,6 +123,16 @@ impl RetryPolicy {
     }
 }
 
+/// Maps any 64-bit seed (a transport passes, say, the clock's nanoseconds mixed with a
+/// counter) to a jitter value in `[0, 1)`, with SplitMix64 so nearby seeds scatter.
+pub fn jitter_from_seed(seed: u64) -> f64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Whether a failure is worth another attempt, under the rules of the module docs.
 pub fn is_retryable(error: &Error) -> bool {
     match error {
@@ -206,6 +216,14 @@ mod tests {
             RetryDecision::RetryAfter(_)
         ));
         assert_eq!(decide(&p, 1, &sent), RetryDecision::GiveUp);
+    }
+
+    #[test]
+    fn jitter_is_in_range_and_scattered() {
+        let values: Vec<f64> = (0..1000).map(jitter_from_seed).collect();
+        assert!(values.iter().all(|j| (0.0..1.0).contains(j)));
+        let mean = values.iter().sum::<f64>() / 1000.0;
+        assert!((0.4..0.6).contains(&mean), "{mean}");
     }
 
     #[test]

@@ -578,6 +578,7 @@ pub(crate) struct TtsBody<'a> {
 
 impl Endpoint for TtsRequest {
     type Output = Audio;
+    const USES_TTS_SLOT: bool = true;
 
     fn to_http_request(&self, config: &Config) -> Result<Request<Bytes>, Error> {
         self.http_request(config, TTS_PATH, "audio/wav")

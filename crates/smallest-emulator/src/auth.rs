@@ -29,9 +29,12 @@ impl Caller {
     }
 
     /// Refuses keys that may not use TTS/STT (`403`).
-    pub(crate) fn require_product_access(&self, request_id: &str) -> Result<(), Response<Body>> {
+    pub(crate) fn require_product_access(
+        &self,
+        request_id: &str,
+    ) -> Result<(), Box<Response<Body>>> {
         if self.forbidden {
-            Err(errors::forbidden(request_id))
+            Err(Box::new(errors::forbidden(request_id)))
         } else {
             Ok(())
         }
@@ -39,20 +42,26 @@ impl Caller {
 }
 
 /// Checks `Authorization: Bearer <key>`.
-pub(crate) fn authenticate(state: &State, headers: &HeaderMap) -> Result<Caller, Response<Body>> {
+pub(crate) fn authenticate(
+    state: &State,
+    headers: &HeaderMap,
+) -> Result<Caller, Box<Response<Body>>> {
     let Some(value) = headers.get(AUTHORIZATION) else {
-        return Err(errors::no_token());
+        return Err(Box::new(errors::no_token()));
     };
-    let value = value.to_str().map_err(|_| errors::bad_token())?.trim();
+    let value = value
+        .to_str()
+        .map_err(|_| Box::new(errors::bad_token()))?
+        .trim();
     if value.is_empty() {
-        return Err(errors::no_token());
+        return Err(Box::new(errors::no_token()));
     }
     let token = match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        _ => return Err(errors::bad_token()),
+        _ => return Err(Box::new(errors::bad_token())),
     };
     if token.is_empty() {
-        return Err(errors::no_token());
+        return Err(Box::new(errors::no_token()));
     }
     let forbidden = state.settings.forbidden_keys.contains(token);
     let known = state.settings.keys.contains(token);
@@ -62,6 +71,6 @@ pub(crate) fn authenticate(state: &State, headers: &HeaderMap) -> Result<Caller,
             forbidden,
         })
     } else {
-        Err(errors::bad_token())
+        Err(Box::new(errors::bad_token()))
     }
 }

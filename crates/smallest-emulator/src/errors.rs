@@ -32,7 +32,11 @@ pub(crate) fn not_found(method: &Method, path: &str) -> Response<Body> {
 }
 
 /// `405` for a known route called with the wrong method.
-pub(crate) fn method_not_allowed(method: &Method, path: &str, allowed: &'static str) -> Response<Body> {
+pub(crate) fn method_not_allowed(
+    method: &Method,
+    path: &str,
+    allowed: &'static str,
+) -> Response<Body> {
     let mut resp = json(
         StatusCode::METHOD_NOT_ALLOWED,
         &json!({
@@ -68,7 +72,10 @@ pub(crate) fn no_token() -> Response<Body> {
 
 /// `401` for a key the emulator does not accept (gateway shape, API.md §8.2).
 pub(crate) fn bad_token() -> Response<Body> {
-    json(StatusCode::UNAUTHORIZED, &json!({ "error": "unauthorized" }))
+    json(
+        StatusCode::UNAUTHORIZED,
+        &json!({ "error": "unauthorized" }),
+    )
 }
 
 /// `403` for a valid key that may not use the product.

@@ -67,7 +67,9 @@ async fn connection(
     match tls {
         None => serve_io(tcp, state, shutdown).await,
         Some(acceptor) => {
-            if let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            if let Ok(Ok(stream)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            {
                 serve_io(stream, state, shutdown).await;
             }
         }

@@ -55,7 +55,8 @@ const DATA_AMPLITUDE: f64 = 0.35 * 32767.0;
 const MARKER_AMPLITUDE: f64 = 0.5 * 32767.0;
 
 /// The sample rates a decoder with an unknown rate tries (every rate the API's STT routes accept).
-pub const CANDIDATE_RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
+pub const CANDIDATE_RATES: [u32; 9] =
+    [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
 
 /// The smallest and largest `speed` the codec honours; other values are clamped (non-finite → 1.0).
 pub const SPEED_RANGE: (f32, f32) = (0.25, 4.0);
@@ -191,7 +192,13 @@ impl Iterator for Synthesizer {
         let mut out = Vec::new();
         if self.step == 0 {
             render_silence(&mut out, l.lead);
-            render_tone(&mut out, &[(START_HZ, MARKER_AMPLITUDE)], l.start, l.fade, self.rate);
+            render_tone(
+                &mut out,
+                &[(START_HZ, MARKER_AMPLITUDE)],
+                l.start,
+                l.fade,
+                self.rate,
+            );
             render_silence(&mut out, l.start_gap);
         } else if self.step <= n {
             let byte = self.bytes[self.step - 1];
@@ -202,7 +209,13 @@ impl Iterator for Synthesizer {
             render_tone(&mut out, &tones, l.tone, l.fade, self.rate);
             render_silence(&mut out, l.gap);
         } else {
-            render_tone(&mut out, &[(END_HZ, MARKER_AMPLITUDE)], l.end, l.fade, self.rate);
+            render_tone(
+                &mut out,
+                &[(END_HZ, MARKER_AMPLITUDE)],
+                l.end,
+                l.fade,
+                self.rate,
+            );
             render_silence(&mut out, l.tail);
         }
         self.step += 1;
@@ -430,7 +443,8 @@ impl Track {
     fn append_burst(&mut self, block: &[f32]) {
         self.burst_len += block.len() as u64;
         let room = self.max_burst().saturating_sub(self.burst.len());
-        self.burst.extend_from_slice(&block[..block.len().min(room)]);
+        self.burst
+            .extend_from_slice(&block[..block.len().min(room)]);
     }
 
     fn end_burst(&mut self) {
@@ -489,7 +503,11 @@ impl Track {
         }
         for p in 0..parts {
             let from = p * part_len;
-            let to = if p + 1 == parts { x.len() } else { from + part_len };
+            let to = if p + 1 == parts {
+                x.len()
+            } else {
+                from + part_len
+            };
             let part = &x[from..to];
             let pe = energy(part);
             let (lo, lo_power, lo_conf) = strongest(part, rate, pe, low_hz);
@@ -557,7 +575,10 @@ impl Decoder {
     /// [`CANDIDATE_RATES`] and keeps the one at which it recognises a start marker.
     pub fn with_unknown_rate() -> Self {
         Self {
-            tracks: CANDIDATE_RATES.iter().map(|&r| Track::new(r, false)).collect(),
+            tracks: CANDIDATE_RATES
+                .iter()
+                .map(|&r| Track::new(r, false))
+                .collect(),
             finished: false,
         }
     }
@@ -572,7 +593,9 @@ impl Decoder {
 
     /// Samples fed so far.
     pub fn samples_seen(&self) -> u64 {
-        self.tracks.first().map_or(0, |t| t.pos + t.block_buf.len() as u64)
+        self.tracks
+            .first()
+            .map_or(0, |t| t.pos + t.block_buf.len() as u64)
     }
 
     /// Feeds 16-bit samples.
@@ -655,7 +678,8 @@ impl Decoder {
             if text.is_empty() {
                 continue;
             }
-            let boundary_space = out.ends_with(char::is_whitespace) || text.starts_with(char::is_whitespace);
+            let boundary_space =
+                out.ends_with(char::is_whitespace) || text.starts_with(char::is_whitespace);
             if !out.is_empty() && !boundary_space {
                 out.push(' ');
             }
@@ -706,7 +730,11 @@ mod tests {
         let text = "Hello, world! The quick brown fox jumps over 13 lazy dogs.";
         for rate in RATES {
             for speed in [0.5, 1.0, 2.0] {
-                assert_eq!(roundtrip(text, rate, speed), text, "rate {rate} speed {speed}");
+                assert_eq!(
+                    roundtrip(text, rate, speed),
+                    text,
+                    "rate {rate} speed {speed}"
+                );
             }
         }
     }
@@ -728,7 +756,11 @@ mod tests {
             let mut decoder = Decoder::new(rate);
             decoder.feed(&pcm);
             decoder.finish();
-            let got: Vec<u8> = decoder.messages()[0].symbols.iter().map(|s| s.byte).collect();
+            let got: Vec<u8> = decoder.messages()[0]
+                .symbols
+                .iter()
+                .map(|s| s.byte)
+                .collect();
             assert_eq!(got, (0..=255u8).collect::<Vec<_>>(), "rate {rate}");
         }
     }
@@ -759,9 +791,13 @@ mod tests {
         let two = synthesized_len("abcdefgh", 24000, 2.0);
         let half = synthesized_len("abcdefgh", 24000, 0.5);
         assert!((one as f64 / two as f64 - 2.0).abs() < 0.01, "{one} {two}");
-        assert!((half as f64 / one as f64 - 2.0).abs() < 0.01, "{half} {one}");
+        assert!(
+            (half as f64 / one as f64 - 2.0).abs() < 0.01,
+            "{half} {one}"
+        );
         // About 50 ms per byte at speed 1.
-        let per_byte = (synthesized_len("ab", 24000, 1.0) - synthesized_len("a", 24000, 1.0)) as f64;
+        let per_byte =
+            (synthesized_len("ab", 24000, 1.0) - synthesized_len("a", 24000, 1.0)) as f64;
         assert!((per_byte / 24000.0 - 0.050).abs() < 0.001);
         assert_eq!(synthesize_pcm("abcdefgh", 24000, 1.0).len(), one);
     }
@@ -786,7 +822,9 @@ mod tests {
             let mut decoder = Decoder::new(16000);
             let mut i = 0;
             while i < pcm.len() {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let n = 1 + (seed >> 33) as usize % 900;
                 let end = (i + n).min(pcm.len());
                 decoder.feed(&pcm[i..end]);
@@ -811,11 +849,17 @@ mod tests {
         let mut decoder = Decoder::new(8000);
         decoder.feed(&pcm[..pcm.len() / 2]);
         let partial = decoder.transcript();
-        assert!(!partial.is_empty() && text.starts_with(&partial), "{partial:?}");
+        assert!(
+            !partial.is_empty() && text.starts_with(&partial),
+            "{partial:?}"
+        );
         assert!(decoder.in_utterance());
         decoder.feed(&pcm[pcm.len() / 2..]);
         assert_eq!(decoder.transcript(), text);
-        assert!(!decoder.in_utterance(), "the end marker closes the utterance");
+        assert!(
+            !decoder.in_utterance(),
+            "the end marker closes the utterance"
+        );
     }
 
     #[test]
@@ -858,7 +902,11 @@ mod tests {
         }
         // "one" starts after the lead-in and start marker (~0.11 s) and lasts ~3 symbols.
         assert!((words[0].start - 0.11).abs() < 0.01, "{:?}", words[0]);
-        assert!((words[0].end - words[0].start - 0.14).abs() < 0.02, "{:?}", words[0]);
+        assert!(
+            (words[0].end - words[0].start - 0.14).abs() < 0.02,
+            "{:?}",
+            words[0]
+        );
         assert!(last_end < pcm.len() as f64 / 24000.0);
     }
 

@@ -94,7 +94,11 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(settings: Settings, fixtures: HashMap<String, Bytes>, addr: SocketAddr) -> Self {
+    pub(crate) fn new(
+        settings: Settings,
+        fixtures: HashMap<String, Bytes>,
+        addr: SocketAddr,
+    ) -> Self {
         Self {
             settings,
             fixtures,
@@ -132,7 +136,11 @@ impl State {
     }
 
     pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.log).entries.iter().map(|(_, r)| r.clone()).collect()
+        lock(&self.log)
+            .entries
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 
     /// Takes one of the key's TTS concurrency slots, if one is free.
@@ -196,13 +204,21 @@ impl State {
     }
 }
 
+/// Longest `text` the speech generator renders (bytes); longer asks are "not found".
+pub(crate) const MAX_GENERATED_TEXT: usize = 1024;
+
 /// Path of the built-in speech generator.
 pub(crate) const SPEECH_PATH: &str = "/_emulator/speech.wav";
 
 /// `text` (required), `sample_rate` (default 16000), `speed` (default 1.0) → a WAV of emulator speech.
 fn speech_wav(query: &str) -> Option<Bytes> {
     let params = crate::routes::parse_query(query);
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let text = get("text")?;
     let rate = get("sample_rate")
         .and_then(|v| v.parse::<u32>().ok())
@@ -211,8 +227,8 @@ fn speech_wav(query: &str) -> Option<Bytes> {
     let speed = get("speed")
         .and_then(|v| v.parse::<f32>().ok())
         .unwrap_or(1.0);
-    // Bound the work one URL can ask for (about 15 minutes of audio at speed 1).
-    if text.len() > 16 * 1024 {
+    // Bound the work one URL can ask for (under a minute of audio at speed 1).
+    if text.len() > MAX_GENERATED_TEXT {
         return None;
     }
     let pcm = speech::synthesize_pcm(text, rate, speed);

@@ -31,7 +31,8 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
@@ -41,6 +42,8 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::CertificateDer;
+pub use smallest_core::retry::RetryPolicy;
+use smallest_core::retry::{AttemptContext, RetryDecision};
 
 pub use smallest_core::{
     self as core, ApiKey, Audio, AudioSource, Config, Endpoint, Error, HealthStatus, Language,
@@ -50,17 +53,79 @@ pub use smallest_core::{
 
 type Connector = HttpsConnector<HttpConnector>;
 
-/// An async Waves API client. Cheap to clone: clones share one connection pool.
+/// An async Waves API client. Cheap to clone: clones share one connection pool and
+/// one TTS limiter.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    retry: RetryPolicy,
 }
 
 struct Inner {
     http: HyperClient<Connector, Full<Bytes>>,
     config: Config,
     timeouts: Timeouts,
+    tts_slots: TtsLimiter,
+    on_retry: Option<RetryHook>,
 }
+
+/// Called before each retry wait, e.g. to tell a user why the call is slow.
+pub type RetryHook = Arc<dyn Fn(&RetryNotice<'_>) + Send + Sync>;
+
+/// What [`RetryHook`] is told.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RetryNotice<'a> {
+    /// The attempt that failed (1 for the first).
+    pub attempt: u32,
+    /// How long the client waits before the next attempt.
+    pub delay: Duration,
+    /// Why the attempt failed.
+    pub error: &'a Error,
+}
+
+/// The account's concurrent-TTS slots (API.md §8.4: one by default, shared by sync,
+/// SSE and WebSocket TTS). A TTS call waits for a slot, first come first served,
+/// instead of provoking a 429; a dropped or cancelled call gives its place back.
+///
+/// Clones share the slots: hand one limiter to every client of the same account.
+#[derive(Clone, Debug)]
+pub struct TtsLimiter {
+    slots: Arc<tokio::sync::Semaphore>,
+    size: usize,
+}
+
+impl TtsLimiter {
+    /// A limiter for an account with `concurrency` TTS slots (at least 1).
+    pub fn new(concurrency: usize) -> Self {
+        let size = concurrency.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        TtsLimiter {
+            slots: Arc::new(tokio::sync::Semaphore::new(size)),
+            size,
+        }
+    }
+
+    /// The number of slots.
+    pub fn concurrency(&self) -> usize {
+        self.size
+    }
+
+    /// Slots free right now.
+    pub fn available(&self) -> usize {
+        self.slots.available_permits()
+    }
+
+    /// Waits for a slot (FIFO). The slot is held until the permit is dropped.
+    pub async fn acquire(&self) -> TtsPermit {
+        // The semaphore is never closed, so acquiring cannot fail; if it ever were,
+        // running without a slot is the safe fallback (the server still enforces).
+        TtsPermit(self.slots.clone().acquire_owned().await.ok())
+    }
+}
+
+/// A held TTS slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct TtsPermit(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
 
 /// Time limits, per phase; `None` means no limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,11 +136,14 @@ struct Timeouts {
     total: Option<Duration>,
 }
 
-/// Builds a [`Client`] with extra trusted roots or time limits.
+/// Builds a [`Client`] with extra trusted roots, time limits, retries and TTS slots.
 pub struct ClientBuilder {
     config: Config,
     extra_roots: Vec<CertificateDer<'static>>,
     timeouts: Timeouts,
+    retry: RetryPolicy,
+    tts_slots: Option<TtsLimiter>,
+    on_retry: Option<RetryHook>,
 }
 
 impl Client {
@@ -98,6 +166,9 @@ impl Client {
                 connect: Some(Duration::from_secs(10)),
                 ..Timeouts::default()
             },
+            retry: RetryPolicy::default(),
+            tts_slots: None,
+            on_retry: None,
         }
     }
 
@@ -106,12 +177,65 @@ impl Client {
         &self.inner.config
     }
 
-    /// Runs any operation the core describes: builds the request, sends it, reads the
-    /// whole body and parses the answer.
+    /// The same client (same pool, same TTS slots) with another retry policy, e.g.
+    /// `client.with_retry_policy(RetryPolicy::none())` for one call without retries.
+    pub fn with_retry_policy(&self, policy: RetryPolicy) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            retry: policy,
+        }
+    }
+
+    /// The account's TTS slots this client queues on.
+    pub fn tts_limiter(&self) -> &TtsLimiter {
+        &self.inner.tts_slots
+    }
+
+    /// Runs any operation the core describes: waits for a TTS slot when the operation
+    /// needs one, builds the request, sends it, reads the whole body and parses the
+    /// answer, retrying under the client's [`RetryPolicy`].
     pub async fn send<E: Endpoint>(&self, endpoint: &E) -> Result<E::Output, Error> {
-        let request = smallest_core::prepare(endpoint, &self.inner.config)?;
-        let response = self.execute(request).await?;
-        endpoint.from_http_response(response)
+        let _slot = if E::USES_TTS_SLOT {
+            Some(self.inner.tts_slots.acquire().await)
+        } else {
+            None
+        };
+        let started = Instant::now();
+        let mut attempt = 1;
+        loop {
+            let result = async {
+                let request = smallest_core::prepare(endpoint, &self.inner.config)?;
+                let response = self.execute(request).await?;
+                endpoint.from_http_response(response)
+            }
+            .await;
+            let error = match result {
+                Ok(output) => return Ok(output),
+                Err(error) => error,
+            };
+            let decision = self.retry.decide(
+                attempt,
+                &error,
+                AttemptContext::default(),
+                started.elapsed(),
+                SystemTime::now(),
+                jitter(),
+            );
+            match decision {
+                RetryDecision::RetryAfter(delay) => {
+                    if let Some(hook) = &self.inner.on_retry {
+                        hook(&RetryNotice {
+                            attempt,
+                            delay,
+                            error: &error,
+                        });
+                    }
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                _ => return Err(error),
+            }
+        }
     }
 
     /// `POST /waves/v1/tts`: synthesizes speech in one piece.
@@ -170,6 +294,8 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("config", &self.inner.config)
             .field("timeouts", &self.inner.timeouts)
+            .field("retry", &self.retry)
+            .field("tts_concurrency", &self.inner.tts_slots.concurrency())
             .finish_non_exhaustive()
     }
 }
@@ -206,6 +332,32 @@ impl ClientBuilder {
         self
     }
 
+    /// How failed calls are retried (default: [`RetryPolicy::default`]; switch off with
+    /// [`RetryPolicy::none`]).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The account's TTS concurrency (default 1). Ignored when a shared
+    /// [`tts_limiter`](Self::tts_limiter) is given.
+    pub fn tts_concurrency(mut self, concurrency: usize) -> Self {
+        self.tts_slots = Some(TtsLimiter::new(concurrency));
+        self
+    }
+
+    /// Queues TTS calls on a limiter shared with other clients of the same account.
+    pub fn tts_limiter(mut self, limiter: TtsLimiter) -> Self {
+        self.tts_slots = Some(limiter);
+        self
+    }
+
+    /// Called before each retry wait.
+    pub fn on_retry(mut self, hook: impl Fn(&RetryNotice<'_>) + Send + Sync + 'static) -> Self {
+        self.on_retry = Some(Arc::new(hook));
+        self
+    }
+
     /// Builds the client. Needs no runtime; the first request does.
     pub fn build(self) -> Result<Client, Error> {
         let tls = tls_config(&self.extra_roots)?;
@@ -226,7 +378,10 @@ impl ClientBuilder {
                 http,
                 config: self.config,
                 timeouts: self.timeouts,
+                tts_slots: self.tts_slots.unwrap_or_else(|| TtsLimiter::new(1)),
+                on_retry: self.on_retry,
             }),
+            retry: self.retry,
         })
     }
 }
@@ -237,7 +392,8 @@ impl fmt::Debug for ClientBuilder {
             .field("config", &self.config)
             .field("extra_roots", &self.extra_roots.len())
             .field("timeouts", &self.timeouts)
-            .finish()
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
     }
 }
 
@@ -296,4 +452,14 @@ fn source_chain<'a>(
     e: &'a (dyn std::error::Error + 'static),
 ) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
     std::iter::successors(Some(e), |e| e.source())
+}
+
+/// A jitter value for the retry maths: the clock's nanoseconds mixed with a counter.
+fn jitter() -> f64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    smallest_core::retry::jitter_from_seed(u64::from(nanos) ^ n.rotate_left(32))
 }

@@ -97,8 +97,14 @@ mod tests {
             let u = ulaw_to_linear(linear_to_ulaw(s));
             let a = alaw_to_linear(linear_to_alaw(s));
             let tolerance = (i32::from(s).abs() / 16).max(16) + 8;
-            assert!((i32::from(u) - i32::from(s)).abs() <= tolerance, "ulaw {s} -> {u}");
-            assert!((i32::from(a) - i32::from(s)).abs() <= tolerance, "alaw {s} -> {a}");
+            assert!(
+                (i32::from(u) - i32::from(s)).abs() <= tolerance,
+                "ulaw {s} -> {u}"
+            );
+            assert!(
+                (i32::from(a) - i32::from(s)).abs() <= tolerance,
+                "alaw {s} -> {a}"
+            );
         }
     }
 }

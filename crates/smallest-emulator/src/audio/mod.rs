@@ -5,7 +5,7 @@ pub(crate) mod g711;
 pub(crate) mod mp3;
 mod upload;
 
-pub(crate) use upload::{RawEncoding, UploadDecoder};
+pub(crate) use upload::{RawEncoding, Transcript, UploadDecoder};
 
 /// A TTS `output_format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,11 @@ pub(crate) struct OutputEncoder {
 
 impl OutputEncoder {
     /// `None` when the format cannot carry this sample rate (MP3 has a fixed set of rates).
-    pub(crate) fn new(format: OutputFormat, sample_rate: u32, total_samples: usize) -> Option<Self> {
+    pub(crate) fn new(
+        format: OutputFormat,
+        sample_rate: u32,
+        total_samples: usize,
+    ) -> Option<Self> {
         let mp3 = match format {
             OutputFormat::Mp3 => Some(mp3::Mp3Stream::new(sample_rate)?),
             _ => None,
@@ -202,10 +206,21 @@ mod tests {
     #[test]
     fn mp3_is_real_mpeg_audio_that_transcribes_back() {
         let text = "MP3 too.";
-        for (rate, first_two) in [(8000, 0xFFE3u16), (16000, 0xFFF3), (24000, 0xFFF3), (44100, 0xFFFB)] {
+        for (rate, first_two) in [
+            (8000, 0xFFE3u16),
+            (16000, 0xFFF3),
+            (24000, 0xFFF3),
+            (44100, 0xFFFB),
+        ] {
             let bytes = encode_all(OutputFormat::Mp3, text, rate);
-            assert_eq!(u16::from_be_bytes([bytes[0], bytes[1]]), first_two, "rate {rate}");
-            let header = rusty_mp3::header::FrameHeader::parse([bytes[0], bytes[1], bytes[2], bytes[3]]).expect("frame header");
+            assert_eq!(
+                u16::from_be_bytes([bytes[0], bytes[1]]),
+                first_two,
+                "rate {rate}"
+            );
+            let header =
+                rusty_mp3::header::FrameHeader::parse([bytes[0], bytes[1], bytes[2], bytes[3]])
+                    .expect("frame header");
             assert_eq!(header.sample_rate, rate);
             assert_eq!(header.bitrate_kbps, 128);
             let t = transcribe_upload(&bytes, 1000);
@@ -265,16 +280,46 @@ mod tests {
         for len in [0usize, 1, 3, 11, 12, 44, 45, 1000, 50_000] {
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     (seed >> 56) as u8
                 })
                 .collect();
-            for prefix in [&b""[..], b"RIFF\xff\xff\xff\xffWAVE", b"ID3\x04", b"\xff\xfb\x90\x00", b"fLaC"] {
+            for prefix in [
+                &b""[..],
+                b"RIFF\xff\xff\xff\xffWAVE",
+                b"ID3\x04",
+                b"\xff\xfb\x90\x00",
+                b"fLaC",
+            ] {
                 let mut input = prefix.to_vec();
                 input.extend_from_slice(&bytes);
                 let t = transcribe_upload(&input, 17);
                 assert!(t.duration_secs >= 0.0);
             }
+        }
+        // A data chunk that ends inside a (wide) frame, followed by another chunk.
+        let mut odd = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0".to_vec();
+        odd.extend_from_slice(&1u16.to_le_bytes());
+        odd.extend_from_slice(&8u16.to_le_bytes()); // 8 channels
+        odd.extend_from_slice(&16000u32.to_le_bytes());
+        odd.extend_from_slice(&(16000u32 * 32).to_le_bytes());
+        odd.extend_from_slice(&32u16.to_le_bytes()); // 32-byte frames
+        odd.extend_from_slice(&32u16.to_le_bytes());
+        odd.extend_from_slice(b"data\x15\0\0\0");
+        odd.extend_from_slice(&[1; 22]); // 21 bytes + pad
+        odd.extend_from_slice(b"LIST\x04\0\0\0abcd");
+        odd.extend_from_slice(b"data\x40\0\0\0");
+        odd.extend_from_slice(&[0; 64]);
+        for chunk in [1, 3, 9, 100] {
+            let t = transcribe_upload(&odd, chunk);
+            assert_eq!(t.text, "");
+            assert!(
+                (t.duration_secs - 2.0 / 16000.0).abs() < 1e-9,
+                "{}",
+                t.duration_secs
+            );
         }
         // A WAV header claiming absurd parameters.
         let mut bad = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0".to_vec();

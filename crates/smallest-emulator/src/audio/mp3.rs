@@ -51,7 +51,10 @@ impl Mp3Stream {
     }
 
     fn encode_pending(&mut self, out: &mut Vec<u8>) {
-        if let Ok(frame) = self.engine.encode_frame(&self.header, &[&self.pending[..]], None) {
+        if let Ok(frame) = self
+            .engine
+            .encode_frame(&self.header, &[&self.pending[..]], None)
+        {
             out.extend_from_slice(&frame);
         }
         self.pending.clear();

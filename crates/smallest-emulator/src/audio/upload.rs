@@ -36,7 +36,9 @@ impl RawEncoding {
     fn decode(self, b: &[u8]) -> f32 {
         match (self, b) {
             (Self::Linear16, [a, b, ..]) => f32::from(i16::from_le_bytes([*a, *b])),
-            (Self::Linear32, [a, b, c, d, ..]) => i32::from_le_bytes([*a, *b, *c, *d]) as f32 / 65536.0,
+            (Self::Linear32, [a, b, c, d, ..]) => {
+                i32::from_le_bytes([*a, *b, *c, *d]) as f32 / 65536.0
+            }
             (Self::Mulaw, [a, ..]) => f32::from(g711::ulaw_to_linear(*a)),
             (Self::Alaw, [a, ..]) => f32::from(g711::alaw_to_linear(*a)),
             _ => 0.0,
@@ -50,6 +52,8 @@ pub(crate) struct Transcript {
     pub(crate) text: String,
     pub(crate) words: Vec<speech::Word>,
     pub(crate) duration_secs: f64,
+    /// The rate the audio turned out to have (read by tests; kept for the streaming routes).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) sample_rate: Option<u32>,
 }
 
@@ -66,7 +70,10 @@ struct WavFormat {
 impl WavFormat {
     fn parse(b: &[u8]) -> Option<Self> {
         let u16_at = |i: usize| b.get(i..i + 2).map(|s| u16::from_le_bytes([s[0], s[1]]));
-        let u32_at = |i: usize| b.get(i..i + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+        let u32_at = |i: usize| {
+            b.get(i..i + 4)
+                .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        };
         let mut tag = u16_at(0)?;
         let channels = usize::from(u16_at(2)?);
         let rate = u32_at(4)?;
@@ -99,9 +106,12 @@ impl WavFormat {
             (1, 16, [a, b, ..]) => f32::from(i16::from_le_bytes([*a, *b])),
             (1, 24, [a, b, c, ..]) => (i32::from_le_bytes([0, *a, *b, *c]) >> 8) as f32 / 256.0,
             (1, 32, [a, b, c, d, ..]) => i32::from_le_bytes([*a, *b, *c, *d]) as f32 / 65536.0,
-            (3, 32, [a, b, c, d, ..]) => f32::from_le_bytes([*a, *b, *c, *d]).clamp(-1.0, 1.0) * 32767.0,
+            (3, 32, [a, b, c, d, ..]) => {
+                f32::from_le_bytes([*a, *b, *c, *d]).clamp(-1.0, 1.0) * 32767.0
+            }
             (3, 64, [a, b, c, d, e, f, g, h, ..]) => {
-                f64::from_le_bytes([*a, *b, *c, *d, *e, *f, *g, *h]).clamp(-1.0, 1.0) as f32 * 32767.0
+                f64::from_le_bytes([*a, *b, *c, *d, *e, *f, *g, *h]).clamp(-1.0, 1.0) as f32
+                    * 32767.0
             }
             (6, 8, [a, ..]) => f32::from(g711::alaw_to_linear(*a)),
             (7, 8, [a, ..]) => f32::from(g711::ulaw_to_linear(*a)),
@@ -166,7 +176,8 @@ impl WavReader {
                         return;
                     }
                     let id = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
-                    let size = u32::from_le_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]);
+                    let size =
+                        u32::from_le_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]);
                     self.buf.clear();
                     let padded = u64::from(size) + u64::from(size & 1);
                     self.state = match &id {
@@ -174,7 +185,9 @@ impl WavReader {
                         b"data" => match self.format {
                             None => WavState::Done,
                             Some(_) if size == 0 || size == u32::MAX => WavState::Data(None),
-                            Some(_) => WavState::Data(Some(u64::from(size))),
+                            // The pad byte of an odd-sized chunk ends up in the discarded
+                            // partial frame.
+                            Some(_) => WavState::Data(Some(padded)),
                         },
                         _ => WavState::Skip(padded),
                     };
@@ -208,21 +221,31 @@ impl WavReader {
                         self.state = WavState::Done;
                         return;
                     };
-                    let take = remaining.map_or(input.len(), |r| r.min(input.len() as u64) as usize);
+                    let take =
+                        remaining.map_or(input.len(), |r| r.min(input.len() as u64) as usize);
                     let (data, rest) = input.split_at(take);
                     input = rest;
+                    self.emit_frames(&format, data, sink);
                     self.state = match remaining {
-                        Some(r) if r - take as u64 == 0 => WavState::ChunkHeader,
+                        Some(r) if r - take as u64 == 0 => {
+                            // A partial last frame is dropped; `buf` now collects a chunk header.
+                            self.buf.clear();
+                            WavState::ChunkHeader
+                        }
                         Some(r) => WavState::Data(Some(r - take as u64)),
                         None => WavState::Data(None),
                     };
-                    self.emit_frames(&format, data, sink);
                 }
             }
         }
     }
 
-    fn emit_frames(&mut self, format: &WavFormat, mut data: &[u8], sink: &mut dyn FnMut(&WavFormat, &[f32])) {
+    fn emit_frames(
+        &mut self,
+        format: &WavFormat,
+        mut data: &[u8],
+        sink: &mut dyn FnMut(&WavFormat, &[f32]),
+    ) {
         let mut out = Vec::new();
         if !self.buf.is_empty() {
             let need = format.frame_len - self.buf.len();
@@ -249,7 +272,10 @@ enum Stage {
     Sniff(Vec<u8>),
     Wav(WavReader),
     Mp3(Box<Mp3Input>),
-    Raw { encoding: RawEncoding, carry: Vec<u8> },
+    Raw {
+        encoding: RawEncoding,
+        carry: Vec<u8>,
+    },
     Opaque,
 }
 
@@ -276,7 +302,12 @@ fn looks_like_mp3(b: &[u8]) -> bool {
             let layer = (b1 >> 1) & 0x03;
             let bitrate = b2 >> 4;
             let rate = (b2 >> 2) & 0x03;
-            b1 & 0xE0 == 0xE0 && version != 1 && layer == 1 && bitrate != 0 && bitrate != 15 && rate != 3
+            b1 & 0xE0 == 0xE0
+                && version != 1
+                && layer == 1
+                && bitrate != 0
+                && bitrate != 15
+                && rate != 3
         }
         _ => false,
     }
