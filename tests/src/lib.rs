@@ -10,9 +10,10 @@
 use std::fmt;
 
 use bytes::Bytes;
+use smallest_core::retry::RetryPolicy;
 use smallest_core::{
-    ApiKey, Audio, Config, Endpoint, Error, HealthStatus, LegacyTranscribeRequest, TranscribeRequest,
-    Transcription, TtsRequest,
+    ApiKey, Audio, Config, Endpoint, Error, HealthStatus, LegacyTranscribeRequest,
+    TranscribeRequest, Transcription, TtsRequest,
 };
 use smallest_emulator::{EmulatorBuilder, RunningEmulator};
 
@@ -98,7 +99,8 @@ impl Api for HyperApi {
         self.runtime.block_on(self.client.transcribe(request))
     }
     fn transcribe_legacy(&self, request: &LegacyTranscribeRequest) -> Result<Transcription, Error> {
-        self.runtime.block_on(self.client.transcribe_legacy(request))
+        self.runtime
+            .block_on(self.client.transcribe_legacy(request))
     }
     fn health(&self) -> Result<HealthStatus, Error> {
         self.runtime.block_on(self.client.health())
@@ -168,11 +170,14 @@ pub fn config_for(emulator: &RunningEmulator, key: &str) -> Config {
         .expect("emulator base URL")
 }
 
-/// Both clients for `emulator`, authenticated with `key`, trusting its CA when it has one.
+/// Both clients for `emulator`, authenticated with `key`, trusting its CA when it has
+/// one, with retries off so that scenarios see each answer as the server gave it.
 pub fn clients(emulator: &RunningEmulator, key: &str) -> Vec<Box<dyn Api>> {
     let ca = emulator.ca_certificate_der();
-    let mut hyper = smallest_hyper::Client::builder(config_for(emulator, key));
-    let mut blocking = smallest_blocking::Client::builder(config_for(emulator, key));
+    let mut hyper = smallest_hyper::Client::builder(config_for(emulator, key))
+        .retry_policy(RetryPolicy::none());
+    let mut blocking = smallest_blocking::Client::builder(config_for(emulator, key))
+        .retry_policy(RetryPolicy::none());
     if let Some(der) = ca {
         hyper = hyper.add_root_certificate_der(der.clone());
         blocking = blocking.add_root_certificate_der(der);
@@ -217,7 +222,10 @@ pub fn on_every_transport(builder: EmulatorBuilder, scenario: impl Fn(&Setup<'_>
 }
 
 /// The API error inside `result`, failing the test with `setup` in the message otherwise.
-pub fn api_error<T: fmt::Debug>(setup: &Setup<'_>, result: Result<T, Error>) -> smallest_core::ApiError {
+pub fn api_error<T: fmt::Debug>(
+    setup: &Setup<'_>,
+    result: Result<T, Error>,
+) -> smallest_core::ApiError {
     match result {
         Err(Error::Api(e)) => *e,
         other => panic!("{setup}: expected an API error, got {other:?}"),

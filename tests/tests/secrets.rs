@@ -29,22 +29,42 @@ fn the_key_never_appears_in_any_output() {
             let ok = api.transcribe(&TranscribeRequest::from_bytes(wav, SttLanguage::En));
             record(format!("{ok:?}"), None);
             let errors = [
-                api.synthesize(&TtsRequest::new("Canary.", "nobody")).map(drop),
+                api.synthesize(&TtsRequest::new("Canary.", "nobody"))
+                    .map(drop),
                 api.synthesize(&TtsRequest::new("", "magnus")).map(drop),
-                api.transcribe(&TranscribeRequest::from_bytes(vec![1u8; 4096], SttLanguage::En)).map(drop),
-                api.transcribe_legacy(&LegacyTranscribeRequest::from_url("https://nowhere.invalid/a.wav")).map(drop),
-                api.call(&RawCall::post("/waves/v1/lightning-large/get_speech", json!({}))).map(drop),
-                api.call(&RawCall::post("/waves/v1/nope", json!({}))).map(drop),
+                api.transcribe(&TranscribeRequest::from_bytes(
+                    vec![1u8; 4096],
+                    SttLanguage::En,
+                ))
+                .map(drop),
+                api.transcribe_legacy(&LegacyTranscribeRequest::from_url(
+                    "https://nowhere.invalid/a.wav",
+                ))
+                .map(drop),
+                api.call(&RawCall::post(
+                    "/waves/v1/lightning-large/get_speech",
+                    json!({}),
+                ))
+                .map(drop),
+                api.call(&RawCall::post("/waves/v1/nope", json!({})))
+                    .map(drop),
             ];
             for result in errors {
                 let e = result.expect_err("each of these fails");
                 record(format!("{e:?}"), Some(e.to_string()));
             }
             for text in &seen {
-                assert!(!text.contains(CANARY), "{}: the key leaked into {text}", api.name());
+                assert!(
+                    !text.contains(CANARY),
+                    "{}: the key leaked into {text}",
+                    api.name()
+                );
             }
         }
         let log = format!("{:?}", emulator.requests());
-        assert!(!log.contains(CANARY), "the emulator's request log holds the key");
+        assert!(
+            !log.contains(CANARY),
+            "the emulator's request log holds the key"
+        );
     }
 }

@@ -27,13 +27,22 @@ fn bytes_transcribe_on_the_unified_path() {
     on_every_transport(emulator(), |s| {
         let result = s
             .api
-            .transcribe(&TranscribeRequest::from_bytes(speech(s, TEXT), SttLanguage::En))
+            .transcribe(&TranscribeRequest::from_bytes(
+                speech(s, TEXT),
+                SttLanguage::En,
+            ))
             .unwrap();
         assert_eq!(result.status, "success", "{s}");
         assert_eq!(result.transcription, TEXT, "{s}");
-        assert!(result.words.is_empty() && result.utterances.is_empty(), "{s}");
+        assert!(
+            result.words.is_empty() && result.utterances.is_empty(),
+            "{s}"
+        );
         let meta = result.metadata.unwrap();
-        assert!(meta.duration.unwrap() > 0.0 && meta.file_size.unwrap() > 44, "{s}");
+        assert!(
+            meta.duration.unwrap() > 0.0 && meta.file_size.unwrap() > 44,
+            "{s}"
+        );
     });
 }
 
@@ -50,7 +59,10 @@ fn word_timestamps_and_diarization_fill_words_and_utterances() {
             .unwrap();
         let words: Vec<&str> = result.words.iter().map(|w| w.word.as_str()).collect();
         assert_eq!(words, TEXT.split(' ').collect::<Vec<_>>(), "{s}");
-        assert!(result.words.windows(2).all(|w| w[0].end <= w[1].start), "{s}: words out of order");
+        assert!(
+            result.words.windows(2).all(|w| w[0].end <= w[1].start),
+            "{s}: words out of order"
+        );
         assert!(result.words.iter().all(|w| w.speaker == Some(0)), "{s}");
         assert!(!result.utterances.is_empty(), "{s}");
     });
@@ -69,7 +81,10 @@ fn pulse_pro_answers_in_its_own_shape() {
             .unwrap();
         assert_eq!(result.transcription, TEXT, "{s}");
         assert_eq!(result.language.as_deref(), Some("en"), "{s}");
-        assert!(result.request_id.is_some() && result.total_bytes.is_some(), "{s}");
+        assert!(
+            result.request_id.is_some() && result.total_bytes.is_some(),
+            "{s}"
+        );
         assert!(result.utterances.is_empty(), "{s}");
         assert!(result.words.iter().all(|w| w.speaker.is_none()), "{s}");
     });
@@ -80,13 +95,18 @@ fn a_url_transcribes_on_the_unified_and_the_legacy_path() {
     on_every_transport(emulator(), |s| {
         let unified = s
             .api
-            .transcribe(&TranscribeRequest::from_url(SAMPLE_AUDIO_URL, SttLanguage::En))
+            .transcribe(&TranscribeRequest::from_url(
+                SAMPLE_AUDIO_URL,
+                SttLanguage::En,
+            ))
             .unwrap();
         assert_eq!(unified.transcription, SAMPLE_TEXT, "{s}");
         // The seed's call, exactly: POST /waves/v1/pulse/get_text?language=en {"url": …}.
         let legacy = s
             .api
-            .transcribe_legacy(&LegacyTranscribeRequest::from_url(SAMPLE_AUDIO_URL).language(SttLanguage::En))
+            .transcribe_legacy(
+                &LegacyTranscribeRequest::from_url(SAMPLE_AUDIO_URL).language(SttLanguage::En),
+            )
             .unwrap();
         assert_eq!(legacy.transcription, SAMPLE_TEXT, "{s}");
     });
@@ -128,6 +148,10 @@ fn health_needs_no_key() {
     on_every_transport(emulator(), |s| {
         let health = s.api.health().unwrap();
         assert!(health.healthy, "{s}");
-        assert_eq!(health.services.get("mongo").map(String::as_str), Some("connected"), "{s}");
+        assert_eq!(
+            health.services.get("mongo").map(String::as_str),
+            Some("connected"),
+            "{s}"
+        );
     });
 }

@@ -17,19 +17,30 @@ fn request(format: OutputFormat, rate: u32) -> TtsRequest {
 #[test]
 fn the_seed_call_gives_a_24khz_mono_16bit_wav_that_transcribes_back() {
     on_every_transport(emulator(), |s| {
-        let audio = s.api.synthesize(&request(OutputFormat::Wav, 24000)).unwrap();
+        let audio = s
+            .api
+            .synthesize(&request(OutputFormat::Wav, 24000))
+            .unwrap();
         assert_eq!(audio.format(), OutputFormat::Wav, "{s}");
         assert_eq!(audio.sample_rate(), 24000, "{s}");
         let info = wav_info(audio.bytes()).unwrap_or_else(|| panic!("{s}: not a WAV"));
         assert_eq!(
-            (info.format_tag, info.channels, info.sample_rate, info.bits_per_sample),
+            (
+                info.format_tag,
+                info.channels,
+                info.sample_rate,
+                info.bits_per_sample
+            ),
             (1, 1, 24000, 16),
             "{s}"
         );
         assert!(audio.duration().unwrap().as_secs_f64() > 0.2, "{s}");
         let text = s
             .api
-            .transcribe(&TranscribeRequest::from_bytes(audio.into_bytes(), SttLanguage::En))
+            .transcribe(&TranscribeRequest::from_bytes(
+                audio.into_bytes(),
+                SttLanguage::En,
+            ))
             .unwrap();
         assert_eq!(text.transcription, TEXT, "{s}");
     });
@@ -40,7 +51,11 @@ fn every_format_at_every_rate_carries_the_same_speech() {
     on_every_transport(emulator(), |s| {
         for rate in [8000, 16000, 24000, 44100] {
             let pcm = s.api.synthesize(&request(OutputFormat::Pcm, rate)).unwrap();
-            assert_eq!(pcm.bytes().len() % 2, 0, "{s}: pcm at {rate} Hz has half a sample");
+            assert_eq!(
+                pcm.bytes().len() % 2,
+                0,
+                "{s}: pcm at {rate} Hz has half a sample"
+            );
             let samples = pcm.bytes().len() / 2;
 
             let wav = s.api.synthesize(&request(OutputFormat::Wav, rate)).unwrap();
@@ -65,7 +80,10 @@ fn every_format_at_every_rate_carries_the_same_speech() {
 
             let from_pcm = s
                 .api
-                .transcribe(&TranscribeRequest::from_bytes(pcm.to_wav().unwrap(), SttLanguage::En))
+                .transcribe(&TranscribeRequest::from_bytes(
+                    pcm.to_wav().unwrap(),
+                    SttLanguage::En,
+                ))
                 .unwrap();
             assert_eq!(from_pcm.transcription, TEXT, "{s}: pcm at {rate} Hz");
         }
@@ -80,7 +98,9 @@ fn mp3_is_mpeg_audio_frames() {
             let bytes = mp3.bytes();
             let start = if bytes.starts_with(b"ID3") {
                 // Skip an ID3v2 tag: 10-byte header + syncsafe size.
-                10 + bytes[6..10].iter().fold(0usize, |n, b| (n << 7) | usize::from(b & 0x7f))
+                10 + bytes[6..10]
+                    .iter()
+                    .fold(0usize, |n, b| (n << 7) | usize::from(b & 0x7f))
             } else {
                 0
             };
@@ -97,7 +117,10 @@ fn mp3_is_mpeg_audio_frames() {
 #[test]
 fn response_headers_echo_ids_and_content_expiry() {
     on_every_transport(emulator(), |s| {
-        let plain = s.api.synthesize(&request(OutputFormat::Pcm, 16000)).unwrap();
+        let plain = s
+            .api
+            .synthesize(&request(OutputFormat::Pcm, 16000))
+            .unwrap();
         assert!(plain.info().session_id.is_some(), "{s}");
         assert!(plain.info().request_id.is_some(), "{s}");
         assert_eq!(plain.info().external_session_id, None, "{s}");
@@ -113,8 +136,16 @@ fn response_headers_echo_ids_and_content_expiry() {
             )
             .unwrap();
         let info = tagged.info();
-        assert_eq!(info.external_session_id.as_deref(), Some("my-session-123"), "{s}");
-        assert_eq!(info.external_request_id.as_deref(), Some("my-request.456"), "{s}");
+        assert_eq!(
+            info.external_session_id.as_deref(),
+            Some("my-session-123"),
+            "{s}"
+        );
+        assert_eq!(
+            info.external_request_id.as_deref(),
+            Some("my-request.456"),
+            "{s}"
+        );
         assert_eq!(info.content_expiry, Some(ContentExpiry::Applied), "{s}");
     });
 }
@@ -130,7 +161,10 @@ fn speed_changes_the_length_of_the_audio() {
                 .len()
         };
         let (slow, normal, fast) = (len(0.5), len(1.0), len(2.0));
-        assert!(slow > normal && normal > fast, "{s}: {slow} {normal} {fast}");
+        assert!(
+            slow > normal && normal > fast,
+            "{s}: {slow} {normal} {fast}"
+        );
     });
 }
 
@@ -138,7 +172,14 @@ fn speed_changes_the_length_of_the_audio() {
 fn the_default_request_is_pcm_at_44100() {
     on_every_transport(emulator(), |s| {
         let audio = s.api.synthesize(&TtsRequest::new(TEXT, "magnus")).unwrap();
-        assert_eq!((audio.format(), audio.sample_rate()), (OutputFormat::Pcm, 44100), "{s}");
-        assert!(!audio.bytes().starts_with(b"RIFF"), "{s}: pcm is headerless");
+        assert_eq!(
+            (audio.format(), audio.sample_rate()),
+            (OutputFormat::Pcm, 44100),
+            "{s}"
+        );
+        assert!(
+            !audio.bytes().starts_with(b"RIFF"),
+            "{s}: pcm is headerless"
+        );
     });
 }

@@ -99,8 +99,9 @@
 
 use std::fmt;
 use std::io::{self, Read};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -108,6 +109,9 @@ use rustls_pki_types::CertificateDer;
 use ureq::Agent;
 use ureq::config::AutoHeaderValue;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+pub use smallest_core::retry::RetryPolicy;
+use smallest_core::retry::{AttemptContext, RetryDecision};
 
 pub use smallest_core::{
     self as core, ApiKey, Audio, AudioSource, Config, Endpoint, Error, HealthStatus, Language,
@@ -164,12 +168,122 @@ where
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    retry: RetryPolicy,
 }
 
 struct Inner {
     agent: Agent,
     config: Config,
     timeouts: Timeouts,
+    tts_slots: TtsLimiter,
+    on_retry: Option<RetryHook>,
+}
+
+/// Called before each retry wait, e.g. to tell a user why the call is slow.
+pub type RetryHook = Arc<dyn Fn(&RetryNotice<'_>) + Send + Sync>;
+
+/// What [`RetryHook`] is told.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RetryNotice<'a> {
+    /// The attempt that failed (1 for the first).
+    pub attempt: u32,
+    /// How long the client waits before the next attempt.
+    pub delay: Duration,
+    /// Why the attempt failed.
+    pub error: &'a Error,
+}
+
+/// The account's concurrent-TTS slots (API.md §8.4: one by default, shared by sync,
+/// SSE and WebSocket TTS). A TTS call waits for a slot, first come first served,
+/// instead of provoking a 429.
+///
+/// Clones share the slots: hand one limiter to every client of the same account.
+#[derive(Clone)]
+pub struct TtsLimiter {
+    shared: Arc<(Mutex<Queue>, Condvar)>,
+    size: usize,
+}
+
+/// Tickets make the queue FIFO: a caller proceeds only when its ticket is served.
+#[derive(Debug)]
+struct Queue {
+    free: usize,
+    next_ticket: u64,
+    now_serving: u64,
+}
+
+impl TtsLimiter {
+    /// A limiter for an account with `concurrency` TTS slots (at least 1).
+    pub fn new(concurrency: usize) -> Self {
+        let size = concurrency.max(1);
+        TtsLimiter {
+            shared: Arc::new((
+                Mutex::new(Queue {
+                    free: size,
+                    next_ticket: 0,
+                    now_serving: 0,
+                }),
+                Condvar::new(),
+            )),
+            size,
+        }
+    }
+
+    /// The number of slots.
+    pub fn concurrency(&self) -> usize {
+        self.size
+    }
+
+    /// Slots free right now.
+    pub fn available(&self) -> usize {
+        self.shared
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .free
+    }
+
+    /// Blocks until a slot is free and every earlier caller has had one.
+    pub fn acquire(&self) -> TtsPermit {
+        let (lock, ready) = &*self.shared;
+        let mut queue = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        while !(queue.now_serving == ticket && queue.free > 0) {
+            queue = ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
+        }
+        queue.free -= 1;
+        queue.now_serving += 1;
+        ready.notify_all();
+        TtsPermit(self.shared.clone())
+    }
+}
+
+impl fmt::Debug for TtsLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TtsLimiter")
+            .field("concurrency", &self.size)
+            .field("available", &self.available())
+            .finish()
+    }
+}
+
+/// A held TTS slot; dropping it frees the slot.
+pub struct TtsPermit(Arc<(Mutex<Queue>, Condvar)>);
+
+impl Drop for TtsPermit {
+    fn drop(&mut self) {
+        let (lock, ready) = &*self.0;
+        lock.lock().unwrap_or_else(PoisonError::into_inner).free += 1;
+        ready.notify_all();
+    }
+}
+
+impl fmt::Debug for TtsPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TtsPermit")
+    }
 }
 
 /// Time limits, per phase; `None` means no limit.
@@ -186,6 +300,9 @@ pub struct ClientBuilder {
     config: Config,
     extra_roots: Vec<Vec<u8>>,
     timeouts: Timeouts,
+    retry: RetryPolicy,
+    tts_slots: Option<TtsLimiter>,
+    on_retry: Option<RetryHook>,
 }
 
 impl Client {
@@ -209,6 +326,9 @@ impl Client {
                 connect: Some(DEFAULT_CONNECT_TIMEOUT),
                 ..Timeouts::default()
             },
+            retry: RetryPolicy::default(),
+            tts_slots: None,
+            on_retry: None,
         }
     }
 
@@ -217,10 +337,55 @@ impl Client {
         &self.inner.config
     }
 
-    /// Runs any operation the core describes: builds the request, sends it, reads the
-    /// whole body and parses the answer.
+    /// The same client (same pool, same TTS slots) with another retry policy, e.g.
+    /// `client.with_retry_policy(RetryPolicy::none())` for one call without retries.
+    pub fn with_retry_policy(&self, policy: RetryPolicy) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            retry: policy,
+        }
+    }
+
+    /// The account's TTS slots this client queues on.
+    pub fn tts_limiter(&self) -> &TtsLimiter {
+        &self.inner.tts_slots
+    }
+
+    /// Runs any operation the core describes: waits for a TTS slot when the operation
+    /// needs one, builds the request, sends it, reads the whole body and parses the
+    /// answer, retrying under the client's [`RetryPolicy`].
     pub fn send<E: Endpoint>(&self, endpoint: &E) -> Result<E::Output, Error> {
-        send_with(self, &self.inner.config, endpoint)
+        let _slot = E::USES_TTS_SLOT.then(|| self.inner.tts_slots.acquire());
+        let started = Instant::now();
+        let mut attempt = 1;
+        loop {
+            let error = match send_with(self, &self.inner.config, endpoint) {
+                Ok(output) => return Ok(output),
+                Err(error) => error,
+            };
+            let decision = self.retry.decide(
+                attempt,
+                &error,
+                AttemptContext::default(),
+                started.elapsed(),
+                SystemTime::now(),
+                jitter(),
+            );
+            match decision {
+                RetryDecision::RetryAfter(delay) => {
+                    if let Some(hook) = &self.inner.on_retry {
+                        hook(&RetryNotice {
+                            attempt,
+                            delay,
+                            error: &error,
+                        });
+                    }
+                    std::thread::sleep(delay);
+                    attempt += 1;
+                }
+                _ => return Err(error),
+            }
+        }
     }
 
     /// `POST /waves/v1/tts`: synthesizes speech in one piece.
@@ -280,6 +445,8 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("config", &self.inner.config)
             .field("timeouts", &self.inner.timeouts)
+            .field("retry", &self.retry)
+            .field("tts_concurrency", &self.inner.tts_slots.concurrency())
             .finish_non_exhaustive()
     }
 }
@@ -332,6 +499,32 @@ impl ClientBuilder {
         self
     }
 
+    /// How failed calls are retried (default: [`RetryPolicy::default`]; switch off with
+    /// [`RetryPolicy::none`]).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The account's TTS concurrency (default 1). Ignored when a shared
+    /// [`tts_limiter`](Self::tts_limiter) is given.
+    pub fn tts_concurrency(mut self, concurrency: usize) -> Self {
+        self.tts_slots = Some(TtsLimiter::new(concurrency));
+        self
+    }
+
+    /// Queues TTS calls on a limiter shared with other clients of the same account.
+    pub fn tts_limiter(mut self, limiter: TtsLimiter) -> Self {
+        self.tts_slots = Some(limiter);
+        self
+    }
+
+    /// Called before each retry wait.
+    pub fn on_retry(mut self, hook: impl Fn(&RetryNotice<'_>) + Send + Sync + 'static) -> Self {
+        self.on_retry = Some(Arc::new(hook));
+        self
+    }
+
     /// Builds the client. Opens no connection; the first request does.
     pub fn build(self) -> Result<Client, Error> {
         let tls = TlsConfig::builder()
@@ -360,7 +553,10 @@ impl ClientBuilder {
                 agent,
                 config: self.config,
                 timeouts: self.timeouts,
+                tts_slots: self.tts_slots.unwrap_or_else(|| TtsLimiter::new(1)),
+                on_retry: self.on_retry,
             }),
+            retry: self.retry,
         })
     }
 }
@@ -633,4 +829,14 @@ mod tests {
             Stage::Exchange
         ));
     }
+}
+
+/// A jitter value for the retry maths: the clock's nanoseconds mixed with a counter.
+fn jitter() -> f64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    smallest_core::retry::jitter_from_seed(u64::from(nanos) ^ n.rotate_left(32))
 }
