@@ -88,3 +88,13 @@ pub use tts_stream::{
     AudioChunk, FailedResponse, TtsStreamDecoder, TtsStreamRequest, TtsStreamStart,
 };
 pub use ws::{CloseFrame, WsMessage};
+
+// Voices, voice cloning and pronunciation dictionaries.
+pub use cloning::{
+    CloneStatus, ClonedVoice, CloningType, CreateVoiceClone, ListVoiceClones, VoiceClone,
+};
+pub use dicts::{
+    CreateDict, DeleteDict, DeletedDict, ListDicts, PronunciationDict, PronunciationItem,
+    UpdateDict,
+};
+pub use voices::{CatalogVoice, GetVoiceCatalog, GetVoices, Voice, VoiceFilter, VoiceTags};

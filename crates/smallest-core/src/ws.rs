@@ -1,1 +1,395 @@
-//! (being written)
+//! The WebSocket half of the core: the frame vocabulary the transports translate, the
+//! upgrade request, and the check of the server's answer to it (RFC 6455 §4).
+//!
+//! The live APIs ([`crate::tts_live`], [`crate::stt_live`]) are application protocols
+//! on top of WebSocket frames. Framing, masking, TLS and the automatic replies of the
+//! framing layer (a `Pong` to every `Ping`, the echo of a `Close`) belong to the
+//! transport (tungstenite does all of them); this module and the session machines
+//! never touch a socket, never read a clock and never draw a random number: the
+//! `Sec-WebSocket-Key` is 16 random bytes the transport passes in, and time is the
+//! `now: Instant` argument of every verb.
+//!
+//! # The driving loop a transport writes
+//!
+//! Every live session has the same verbs (quinn / Firezone style): `handle_message`,
+//! `poll_outgoing`, `poll_event`, `poll_timeout`, `handle_timeout`. A blocking
+//! transport over tungstenite looks like this (an async one replaces the read timeout
+//! with `tokio::select!` over the socket, a sleep until `poll_timeout` and the user's
+//! input):
+//!
+//! ```text
+//! let key: [u8; 16] = random_bytes();
+//! let request = live_config.handshake(&config, key)?;            // http::Request<()>
+//! let (mut socket, _) = tungstenite::client(request, tls_stream)  // on Error::Http(resp):
+//!     .map_err(|e| /* ws::check_upgrade(resp.status(), resp.headers(), body, key) */)?;
+//! let mut session = TtsLiveSession::new(live_config, Instant::now())?;
+//! session.speak("Hello there.", Instant::now())?;
+//! loop {
+//!     while let Some(frame) = session.poll_outgoing() { socket.send(to_tungstenite(frame))?; }
+//!     while let Some(event) = session.poll_event() { deliver(event); }
+//!     if session.is_closed() { break; }
+//!     let wait = session.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
+//!     set_read_timeout(&socket, wait);                             // None = block
+//!     match socket.read() {
+//!         Ok(frame) => session.handle_message(from_tungstenite(frame), Instant::now())?,
+//!         Err(would_block_or_timed_out) => session.handle_timeout(Instant::now()),
+//!         Err(closed_or_reset) => session.handle_message(WsMessage::Close(None), Instant::now())?,
+//!     }
+//! }
+//! ```
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http::header::{CONNECTION, HOST, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
+use http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::error::{ApiError, Error};
+
+/// The close code of a normal closure.
+pub const CLOSE_NORMAL: u16 = 1000;
+
+/// The close code of a policy violation (the STT concurrent-session limit).
+pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
+
+/// The close code of an unexpected server condition.
+pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
+
+/// The GUID RFC 6455 appends to the key before hashing it.
+const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// One WebSocket message, as the session machines see it.
+///
+/// The transports translate this to and from their library's type (e.g.
+/// `tungstenite::Message`); it exists so that the core depends on no WebSocket crate.
+/// Fragmentation is the transport's business: a message here is always complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WsMessage {
+    /// A UTF-8 text message (every message of the Waves live APIs but audio).
+    Text(String),
+    /// A binary message (STT audio going up).
+    Binary(Bytes),
+    /// A ping with its payload.
+    Ping(Bytes),
+    /// A pong with its payload.
+    Pong(Bytes),
+    /// A close frame. `None` is a close without a status code; transports also pass
+    /// `Close(None)` when the connection ended without any close frame.
+    Close(Option<CloseFrame>),
+}
+
+/// The status of a close frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseFrame {
+    /// The close code, e.g. 1000 (normal) or 1008 (policy violation).
+    pub code: u16,
+    /// The reason text (may be empty).
+    pub reason: String,
+}
+
+impl CloseFrame {
+    /// A close frame with a code and a reason.
+    pub fn new(code: u16, reason: impl Into<String>) -> Self {
+        CloseFrame {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The `Sec-WebSocket-Key` header value for 16 random bytes: their base64.
+pub fn sec_websocket_key(key: [u8; 16]) -> String {
+    BASE64.encode(key)
+}
+
+/// The `Sec-WebSocket-Accept` a server must answer to a `Sec-WebSocket-Key` header
+/// value: base64(SHA-1(key + the RFC 6455 GUID)).
+///
+/// ```
+/// // The example of RFC 6455 §1.3.
+/// assert_eq!(
+///     smallest_core::ws::accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+///     "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+/// );
+/// ```
+pub fn accept_key(sec_websocket_key: &str) -> String {
+    let mut input = Vec::with_capacity(sec_websocket_key.len() + ACCEPT_GUID.len());
+    input.extend_from_slice(sec_websocket_key.as_bytes());
+    input.extend_from_slice(ACCEPT_GUID.as_bytes());
+    BASE64.encode(sha1(&input))
+}
+
+/// The upgrade request of a WebSocket API: `GET wss://…{path_and_query}`.
+///
+/// It carries the five headers a WebSocket client library insists on when handed a
+/// ready request (`Host`, `Connection: Upgrade`, `Upgrade: websocket`,
+/// `Sec-WebSocket-Version: 13`, `Sec-WebSocket-Key` = base64 of `sec_websocket_key`),
+/// the headers of every request (`Authorization`, marked sensitive, `User-Agent`,
+/// `X-Source`) and, when `expire_content`, `x-expire-content: true` (API.md §2.3).
+///
+/// `path_and_query` starts with `/` and is already percent-encoded. The scheme is
+/// `wss` for an `https` base URL and `ws` for an `http` (loopback) one. Prefer the
+/// `handshake` method of [`TtsLiveConfig`](crate::tts_live::TtsLiveConfig) and
+/// [`SttLiveConfig`](crate::stt_live::SttLiveConfig), which build `path_and_query`.
+pub fn handshake_request(
+    config: &Config,
+    path_and_query: &str,
+    sec_websocket_key: [u8; 16],
+    expire_content: bool,
+) -> Result<Request<()>, Error> {
+    let uri = config.ws_uri(path_and_query)?;
+    let host = uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .ok_or_else(|| Error::Config(format!("the WebSocket URI {uri} has no host").into()))?;
+    let mut builder = Request::builder()
+        .method(Method::GET)
+        .uri(uri)
+        .header(HOST, host)
+        .header(CONNECTION, "Upgrade")
+        .header(UPGRADE, "websocket")
+        .header("sec-websocket-version", "13")
+        .header(
+            SEC_WEBSOCKET_KEY,
+            self::sec_websocket_key(sec_websocket_key),
+        );
+    if expire_content {
+        builder = builder.header("x-expire-content", "true");
+    }
+    let mut request = builder
+        .body(())
+        .map_err(|e| Error::Config(format!("cannot build the upgrade request: {e}").into()))?;
+    config.apply_headers(&mut request, true);
+    Ok(request)
+}
+
+/// Checks the server's answer to an upgrade request sent with `sent_key`.
+///
+/// `101 Switching Protocols` with `Upgrade: websocket`, a `Connection` header naming
+/// `upgrade` and the right `Sec-WebSocket-Accept` is `Ok`. Any other status is the
+/// server refusing before the upgrade (a `400` for `model=pulse-pro` or a missing
+/// model, a `401` for a bad key …): its body is parsed into [`Error::Api`] like any
+/// HTTP error. A `101` with wrong headers is [`Error::Decode`].
+///
+/// Transports over tungstenite call this with the `Error::Http(response)` of a refused
+/// handshake (tungstenite checks the accept value of a `101` itself).
+pub fn check_upgrade(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    sent_key: [u8; 16],
+) -> Result<(), Error> {
+    const WHAT: &str = "WebSocket upgrade response";
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        return Err(ApiError::from_parts(status, headers, body).into());
+    }
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    match header(UPGRADE) {
+        Some(v) if v.trim().eq_ignore_ascii_case("websocket") => {}
+        other => {
+            return Err(Error::decode(
+                WHAT,
+                format!("the `Upgrade` header is {other:?}, expected \"websocket\""),
+            ));
+        }
+    }
+    let connection_upgrades = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if !connection_upgrades {
+        return Err(Error::decode(
+            WHAT,
+            format!(
+                "the `Connection` header is {:?}, expected it to name \"Upgrade\"",
+                header(CONNECTION)
+            ),
+        ));
+    }
+    let expected = accept_key(&self::sec_websocket_key(sent_key));
+    match header(SEC_WEBSOCKET_ACCEPT) {
+        Some(got) if got.trim() == expected => Ok(()),
+        Some(got) => Err(Error::decode(
+            WHAT,
+            format!(
+                "`Sec-WebSocket-Accept` is {got:?}, expected {expected:?} for the key sent \
+                 (a proxy rewrote the handshake, or answered for another request)"
+            ),
+        )),
+        None => Err(Error::decode(
+            WHAT,
+            "the `Sec-WebSocket-Accept` header is missing",
+        )),
+    }
+}
+
+/// The code and message of a server error frame, whatever its shape:
+/// `{"status":"error","message":…}`, `{"status":"error","error":{"message","code"}}`,
+/// `{"type":"error","error_code":…,"message":…}`, `{"error":"…"}`.
+pub(crate) fn error_fields(obj: &Map<String, Value>, raw: &str) -> (Option<String>, String) {
+    fn text(v: Option<&Value>) -> Option<String> {
+        match v? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+    let nested = obj.get("error").and_then(Value::as_object);
+    let code = text(obj.get("error_code"))
+        .or_else(|| nested.and_then(|e| text(e.get("code"))))
+        .or_else(|| text(obj.get("code")));
+    let message = text(obj.get("message"))
+        .or_else(|| nested.and_then(|e| text(e.get("message"))))
+        .or_else(|| obj.get("error").and_then(Value::as_str).map(str::to_owned))
+        .or_else(|| text(obj.get("errors")))
+        .unwrap_or_else(|| raw.to_owned());
+    (code, message)
+}
+
+/// `start + d`, or `None` when it cannot be represented (a deadline that never comes).
+pub(crate) fn deadline(
+    start: std::time::Instant,
+    d: std::time::Duration,
+) -> Option<std::time::Instant> {
+    start.checked_add(d)
+}
+
+/// SHA-1 (FIPS 180-4). Used only for `Sec-WebSocket-Accept`, where RFC 6455 mandates
+/// it; it protects nothing here, so its weakness does not matter.
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    let mut message = Vec::with_capacity(data.len() + 72);
+    message.extend_from_slice(data);
+    message.push(0x80);
+    while message.len() % 64 != 56 {
+        message.push(0);
+    }
+    message.extend_from_slice(&bit_len.to_be_bytes());
+
+    for block in message.chunks_exact(64) {
+        let mut w = [0u32; 80];
+        for (slot, word) in w.iter_mut().zip(block.chunks_exact(4)) {
+            *slot = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, word) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
+                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
+                _ => (b ^ c ^ d, 0xCA62_C1D6),
+            };
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*word);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = t;
+        }
+        for (state, add) in h.iter_mut().zip([a, b, c, d, e]) {
+            *state = state.wrapping_add(add);
+        }
+    }
+
+    let mut out = [0u8; 20];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(h) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn sha1_test_vectors() {
+        // FIPS 180 / RFC 3174 vectors, plus lengths around the padding boundaries.
+        assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(
+            hex(&sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(
+            hex(&sha1(
+                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+            )),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
+        );
+        assert_eq!(
+            hex(&sha1(b"The quick brown fox jumps over the lazy dog")),
+            "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12"
+        );
+        assert_eq!(
+            hex(&sha1(&vec![b'a'; 1_000_000])),
+            "34aa973cd4c4daa4f61eeb2bdbad27316534016f"
+        );
+        // 55, 56 and 64 bytes: one block, two blocks, exactly one block of data.
+        assert_eq!(
+            hex(&sha1(&[b'a'; 55])),
+            "c1c8bbdc22796e28c0e15163d20899b65621d65a"
+        );
+        assert_eq!(
+            hex(&sha1(&[b'a'; 56])),
+            "c2db330f6083854c99d4b5bfb6e8f29f201be699"
+        );
+        assert_eq!(
+            hex(&sha1(&[b'a'; 64])),
+            "0098ba824b5c16427bd7a1122a5a442a25ec644d"
+        );
+    }
+
+    #[test]
+    fn error_fields_of_every_shape() {
+        let parse = |raw: &str| {
+            let v: Value = serde_json::from_str(raw).unwrap();
+            error_fields(v.as_object().unwrap(), raw)
+        };
+        assert_eq!(
+            parse(r#"{"status":"error","message":"boom"}"#),
+            (None, "boom".into())
+        );
+        assert_eq!(
+            parse(r#"{"status":"error","error":{"message":"bad voice","code":"INVALID_VOICE"}}"#),
+            (Some("INVALID_VOICE".into()), "bad voice".into())
+        );
+        assert_eq!(
+            parse(r#"{"status":"error","error":{"message":"x","code":429}}"#),
+            (Some("429".into()), "x".into())
+        );
+        assert_eq!(
+            parse(
+                r#"{"type":"error","error_code":"LANGUAGE_NOT_ENABLED_IN_REGION","message":"m"}"#
+            ),
+            (Some("LANGUAGE_NOT_ENABLED_IN_REGION".into()), "m".into())
+        );
+        assert_eq!(parse(r#"{"error":"nope"}"#), (None, "nope".into()));
+        assert_eq!(
+            parse(r#"{"status":"error"}"#),
+            (None, r#"{"status":"error"}"#.into())
+        );
+    }
+}
