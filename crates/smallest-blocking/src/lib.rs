@@ -114,9 +114,11 @@ pub use smallest_core::retry::RetryPolicy;
 use smallest_core::retry::{AttemptContext, RetryDecision};
 
 pub use smallest_core::{
-    self as core, ApiKey, Audio, AudioSource, Config, Endpoint, Error, HealthStatus, Language,
-    LegacyTranscribeRequest, OutputFormat, SttLanguage, SttModel, TimeoutPhase, TranscribeRequest,
-    Transcription, TtsModel, TtsRequest,
+    self as core, ApiKey, Audio, AudioSource, CatalogVoice, ClonedVoice, Config, CreateDict,
+    CreateVoiceClone, DeleteDict, DeletedDict, Endpoint, Error, GetVoiceCatalog, GetVoices,
+    HealthStatus, Language, LegacyTranscribeRequest, ListDicts, ListVoiceClones, OutputFormat,
+    PronunciationDict, PronunciationItem, SttLanguage, SttModel, TimeoutPhase, TranscribeRequest,
+    Transcription, TtsModel, TtsRequest, UpdateDict, Voice, VoiceClone, VoiceFilter,
 };
 
 /// The default limit on opening a connection (DNS, TCP and TLS).
@@ -831,12 +833,19 @@ mod tests {
     }
 }
 
-/// A jitter value for the retry maths: the clock's nanoseconds mixed with a counter.
-fn jitter() -> f64 {
+/// 64 bits that differ on every call: the clock's nanoseconds mixed with a counter
+/// (for retry jitter and multipart boundaries; not for secrets).
+fn entropy() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+        .map_or(0, |d| d.as_nanos() as u64);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    smallest_core::retry::jitter_from_seed(u64::from(nanos) ^ n.rotate_left(32))
+    let mixed = smallest_core::retry::jitter_from_seed(nanos ^ n.rotate_left(32));
+    (mixed * (1u64 << 53) as f64) as u64 ^ nanos.rotate_left(17) ^ n
+}
+
+/// A jitter value in `[0, 1)` for the retry maths.
+fn jitter() -> f64 {
+    smallest_core::retry::jitter_from_seed(entropy())
 }

@@ -41,6 +41,7 @@
 //!
 //! [WHATWG event-stream interpretation]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::error::Error;
@@ -353,7 +354,7 @@ impl Builder {
         };
         match name {
             b"data" => {
-                let value = String::from_utf8_lossy(value);
+                let value = lossy(value);
                 let size = self.data.len() + usize::from(self.has_data) + value.len();
                 if size > self.max {
                     return Err(too_long("an event's data", self.max));
@@ -365,13 +366,11 @@ impl Builder {
                 self.has_data = true;
             }
             b"event" => {
-                self.event_type =
-                    Some(String::from_utf8_lossy(value).into_owned()).filter(|t| !t.is_empty());
+                self.event_type = Some(lossy(value).into_owned()).filter(|t| !t.is_empty());
             }
             // An id with a NUL is ignored (the spec's rule).
             b"id" if !value.contains(&0) => {
-                self.last_id =
-                    Some(String::from_utf8_lossy(value).into_owned()).filter(|t| !t.is_empty());
+                self.last_id = Some(lossy(value).into_owned()).filter(|t| !t.is_empty());
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 let ms = value.iter().fold(0u64, |n, d| {
@@ -400,6 +399,15 @@ impl Builder {
             id: self.last_id.clone(),
             retry,
         })
+    }
+}
+
+/// UTF-8 with replacement characters; the check for valid text (the usual case) is
+/// faster than `String::from_utf8_lossy`'s chunk walk.
+fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 

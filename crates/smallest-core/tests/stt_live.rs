@@ -112,7 +112,10 @@ fn defaults_send_only_what_the_server_cannot_guess() {
     for encoding in SttEncoding::ALL {
         let live = en().encoding(encoding.clone());
         live.validate().unwrap();
-        assert!(live.query().ends_with(&format!("encoding={}", encoding.as_str())));
+        assert!(
+            live.query()
+                .ends_with(&format!("encoding={}", encoding.as_str()))
+        );
     }
 }
 
@@ -125,7 +128,12 @@ fn the_legacy_route_has_no_model_and_defaults_word_timestamps_on() {
         "/waves/v1/pulse/get_text?language=hi&sample_rate=16000&encoding=linear16"
     );
     assert!(legacy.effective_word_timestamps());
-    assert!(!legacy.clone().word_timestamps(false).effective_word_timestamps());
+    assert!(
+        !legacy
+            .clone()
+            .word_timestamps(false)
+            .effective_word_timestamps()
+    );
     assert!(!en().effective_word_timestamps());
     // No way to reach Pulse Pro there either.
     assert_eq!(
@@ -147,20 +155,48 @@ fn validation_names_the_field() {
             "POST /waves/v1/stt/?model=pulse-pro",
         ),
         (en().model(SttModel::Other(" ".into())), "model", "pulse"),
-        (SttLiveConfig::new(SttLanguage::MultiEu), "language", "north_indic"),
-        (SttLiveConfig::new(SttLanguage::Uk), "language", "multi-south-indic"),
-        (SttLiveConfig::new(SttLanguage::Other(String::new())), "language", "en"),
+        (
+            SttLiveConfig::new(SttLanguage::MultiEu),
+            "language",
+            "north_indic",
+        ),
+        (
+            SttLiveConfig::new(SttLanguage::Uk),
+            "language",
+            "multi-south-indic",
+        ),
+        (
+            SttLiveConfig::new(SttLanguage::Other(String::new())),
+            "language",
+            "en",
+        ),
         (en().sample_rate(32000), "sample_rate", "22050"),
-        (en().encoding(SttEncoding::Other("".into())), "encoding", "ogg_opus"),
+        (
+            en().encoding(SttEncoding::Other("".into())),
+            "encoding",
+            "ogg_opus",
+        ),
         (en().eou_timeout_ms(99), "eou_timeout_ms", "100 to 10000"),
-        (en().eou_timeout_ms(10_001), "eou_timeout_ms", "100 to 10000"),
+        (
+            en().eou_timeout_ms(10_001),
+            "eou_timeout_ms",
+            "100 to 10000",
+        ),
         (en().max_words(0), "max_words", "at least 1"),
         (en().keyword("a,b", None), "keywords", ","),
         (en().keyword("a:b", Some(1.0)), "keywords", ":"),
         (en().keyword("  ", None), "keywords", "non-empty"),
         (en().keyword("word", Some(-1.0)), "keywords", "≥ 0"),
-        (en().keyword("word", Some(f32::INFINITY)), "keywords", "finite"),
-        (en().external_session_id("no spaces"), "external_session_id", "a-z"),
+        (
+            en().keyword("word", Some(f32::INFINITY)),
+            "keywords",
+            "finite",
+        ),
+        (
+            en().external_session_id("no spaces"),
+            "external_session_id",
+            "a-z",
+        ),
         (
             en().external_session_id("x".repeat(129)),
             "external_session_id",
@@ -182,7 +218,9 @@ fn validation_names_the_field() {
     // Bounds and unknown future values are accepted.
     en().eou_timeout_ms(100).validate().unwrap();
     en().eou_timeout_ms(10_000).validate().unwrap();
-    en().model(SttModel::Other("pulse-2".into())).validate().unwrap();
+    en().model(SttModel::Other("pulse-2".into()))
+        .validate()
+        .unwrap();
     SttLiveConfig::new(SttLanguage::Other("th".into()))
         .validate()
         .unwrap();
@@ -238,7 +276,10 @@ fn opus_packets_are_never_split() {
     let t0 = Instant::now();
     let mut s = session(&en().encoding(SttEncoding::Opus), t0);
     s.send_audio(vec![1u8; 5000], t0).unwrap();
-    assert_eq!(outgoing(&mut s), [WsMessage::Binary(Bytes::from(vec![1u8; 5000]))]);
+    assert_eq!(
+        outgoing(&mut s),
+        [WsMessage::Binary(Bytes::from(vec![1u8; 5000]))]
+    );
 }
 
 #[test]
@@ -367,7 +408,10 @@ fn close_outcomes_are_typed() {
         CloseOutcome::from_code(Some(1008)),
         CloseOutcome::PolicyViolation
     );
-    assert_eq!(CloseOutcome::from_code(Some(1011)), CloseOutcome::Other(1011));
+    assert_eq!(
+        CloseOutcome::from_code(Some(1011)),
+        CloseOutcome::Other(1011)
+    );
     assert_eq!(CloseOutcome::from_code(None), CloseOutcome::NoStatus);
     // A silent close with no transcript at all (East Asian language on the India host).
     let t0 = Instant::now();
@@ -483,7 +527,10 @@ fn unknown_message_types_are_events_not_errors() {
         r#"null"#,
     ] {
         s.handle_message(text(raw), t0).unwrap();
-        assert_eq!(s.poll_event(), Some(SttLiveEvent::Unknown { raw: raw.into() }));
+        assert_eq!(
+            s.poll_event(),
+            Some(SttLiveEvent::Unknown { raw: raw.into() })
+        );
     }
 }
 

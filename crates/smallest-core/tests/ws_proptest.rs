@@ -131,7 +131,7 @@ fn arb_step() -> impl Strategy<Value = Step> {
         1 => ".{0,10}".prop_map(Step::Speak),
         1 => Just(Step::Flush),
         1 => Just(Step::Finish),
-        1 => prop::collection::vec(any::<u8>(), 0..9000).prop_map(Step::Audio),
+        1 => prop::collection::vec(any::<u8>(), 0..6000).prop_map(Step::Audio),
         1 => Just(Step::Finalize),
         1 => Just(Step::CloseStream),
         1 => Just(Step::Close),
@@ -140,7 +140,7 @@ fn arb_step() -> impl Strategy<Value = Step> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn tts_handle_message_never_panics(messages in prop::collection::vec(arb_message(), 0..24)) {

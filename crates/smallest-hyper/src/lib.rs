@@ -46,9 +46,11 @@ pub use smallest_core::retry::RetryPolicy;
 use smallest_core::retry::{AttemptContext, RetryDecision};
 
 pub use smallest_core::{
-    self as core, ApiKey, Audio, AudioSource, Config, Endpoint, Error, HealthStatus, Language,
-    LegacyTranscribeRequest, OutputFormat, SttLanguage, SttModel, TimeoutPhase, TranscribeRequest,
-    Transcription, TtsModel, TtsRequest,
+    self as core, ApiKey, Audio, AudioSource, CatalogVoice, ClonedVoice, Config, CreateDict,
+    CreateVoiceClone, DeleteDict, DeletedDict, Endpoint, Error, GetVoiceCatalog, GetVoices,
+    HealthStatus, Language, LegacyTranscribeRequest, ListDicts, ListVoiceClones, OutputFormat,
+    PronunciationDict, PronunciationItem, SttLanguage, SttModel, TimeoutPhase, TranscribeRequest,
+    Transcription, TtsModel, TtsRequest, UpdateDict, Voice, VoiceClone, VoiceFilter,
 };
 
 type Connector = HttpsConnector<HttpConnector>;
@@ -256,6 +258,63 @@ impl Client {
         self.send(request).await
     }
 
+    /// `GET /waves/v1/lightning-v3.1/get_voices`: the voices of the default model
+    /// (standard and Pro catalogs, plus your clones). Filter them with
+    /// [`VoiceFilter`](smallest_core::VoiceFilter); other models via [`send`](Self::send)
+    /// with a [`GetVoices`].
+    pub async fn voices(&self) -> Result<Vec<Voice>, Error> {
+        self.send(&GetVoices::default()).await
+    }
+
+    /// `GET /waves/v1/voice/get-all-models`: the voice catalog with audio previews.
+    pub async fn voice_catalog(&self) -> Result<Vec<CatalogVoice>, Error> {
+        self.send(&GetVoiceCatalog).await
+    }
+
+    /// `POST /waves/v1/voice-cloning`: creates an instant voice clone from a 5–15 s
+    /// recording. A fresh random multipart boundary is chosen when the request has none.
+    /// (There is no API-key delete for clones: remove them in the console.)
+    pub async fn create_voice_clone(
+        &self,
+        request: &CreateVoiceClone,
+    ) -> Result<VoiceClone, Error> {
+        if request.boundary.is_some() {
+            return self.send(request).await;
+        }
+        let mut random = [0u8; 16];
+        random[..8].copy_from_slice(&entropy().to_le_bytes());
+        random[8..].copy_from_slice(&entropy().to_le_bytes());
+        let request = request
+            .clone()
+            .boundary(smallest_core::cloning::boundary_from_random(random));
+        self.send(&request).await
+    }
+
+    /// `GET /waves/v1/voice-cloning`: the clones of your organization.
+    pub async fn list_voice_clones(&self) -> Result<Vec<ClonedVoice>, Error> {
+        self.send(&ListVoiceClones).await
+    }
+
+    /// `GET /waves/v1/pronunciation-dicts`: your pronunciation dictionaries.
+    pub async fn list_dicts(&self) -> Result<Vec<PronunciationDict>, Error> {
+        self.send(&ListDicts).await
+    }
+
+    /// `POST /waves/v1/pronunciation-dicts`: creates a dictionary.
+    pub async fn create_dict(&self, request: &CreateDict) -> Result<PronunciationDict, Error> {
+        self.send(request).await
+    }
+
+    /// `PUT /waves/v1/pronunciation-dicts`: replaces a dictionary's items.
+    pub async fn update_dict(&self, request: &UpdateDict) -> Result<PronunciationDict, Error> {
+        self.send(request).await
+    }
+
+    /// `DELETE /waves/v1/pronunciation-dicts`: deletes a dictionary.
+    pub async fn delete_dict(&self, request: &DeleteDict) -> Result<DeletedDict, Error> {
+        self.send(request).await
+    }
+
     /// `GET /waves/v1/health`.
     pub async fn health(&self) -> Result<HealthStatus, Error> {
         self.send(&smallest_core::Health).await
@@ -454,12 +513,19 @@ fn source_chain<'a>(
     std::iter::successors(Some(e), |e| e.source())
 }
 
-/// A jitter value for the retry maths: the clock's nanoseconds mixed with a counter.
-fn jitter() -> f64 {
+/// 64 bits that differ on every call: the clock's nanoseconds mixed with a counter
+/// (for retry jitter and multipart boundaries; not for secrets).
+fn entropy() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+        .map_or(0, |d| d.as_nanos() as u64);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    smallest_core::retry::jitter_from_seed(u64::from(nanos) ^ n.rotate_left(32))
+    let mixed = smallest_core::retry::jitter_from_seed(nanos ^ n.rotate_left(32));
+    (mixed * (1u64 << 53) as f64) as u64 ^ nanos.rotate_left(17) ^ n
+}
+
+/// A jitter value in `[0, 1)` for the retry maths.
+fn jitter() -> f64 {
+    smallest_core::retry::jitter_from_seed(entropy())
 }
