@@ -14,9 +14,10 @@ use smallest_core::stt::{
 use smallest_core::tts::{Language, OutputFormat, TtsModel, TtsRequest};
 use smallest_core::{ApiKey, Config, Endpoint, Error};
 use smallest_emulator::Emulator;
-use smallest_hyper::Client;
+use smallest_hyper::{Client, RetryPolicy};
 
 mod dotenv;
+mod manage;
 
 use dotenv::Env;
 
@@ -39,6 +40,10 @@ struct Global {
     /// [env: SMALLEST_CA_CERT].
     #[arg(long, global = true)]
     ca_cert: Option<PathBuf>,
+    /// Retries of a failed call (429, 5xx, connection failures before sending)
+    /// [env: SMALLEST_MAX_RETRIES] (default 3; 0 switches retrying off).
+    #[arg(long, global = true)]
+    max_retries: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -47,6 +52,14 @@ enum Command {
     Tts(TtsArgs),
     /// Transcribe an audio file or URL.
     Stt(SttArgs),
+    /// List the voices, as a table (filter by language, gender, accent).
+    Voices(manage::VoicesArgs),
+    /// Create and list voice clones.
+    #[command(subcommand)]
+    Clone(manage::CloneCommand),
+    /// Manage pronunciation dictionaries.
+    #[command(subcommand)]
+    Dicts(manage::DictsCommand),
     /// Check that the API answers (no key needed).
     Health,
     /// Serve a local emulator of the API on 127.0.0.1 until interrupted.
@@ -154,6 +167,9 @@ async fn run(cli: Cli, env: Env) -> Result<ExitCode, String> {
     match cli.command {
         Command::Tts(args) => tts(&client(&cli.global, &env)?, args).await,
         Command::Stt(args) => stt(&client(&cli.global, &env)?, args).await,
+        Command::Voices(args) => manage::voices(&client(&cli.global, &env)?, args).await,
+        Command::Clone(command) => manage::clone(&client(&cli.global, &env)?, command).await,
+        Command::Dicts(command) => manage::dicts(&client(&cli.global, &env)?, command).await,
         Command::Health => health(&cli.global, &env).await,
         Command::Emulator(args) => emulator(args, &env).await,
         Command::Demo(args) => demo(args).await,
@@ -183,7 +199,26 @@ fn build_client(config: Config, global: &Global, env: &Env) -> Result<Client, St
             .with_base_url(url.trim())
             .map_err(|e| e.to_string())?;
     }
-    let mut builder = Client::builder(config);
+    let max_retries = match global.max_retries {
+        Some(n) => n,
+        None => match env.get("SMALLEST_MAX_RETRIES") {
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| format!("SMALLEST_MAX_RETRIES must be a whole number, got {v:?}"))?,
+            None => RetryPolicy::default().max_retries,
+        },
+    };
+    let mut builder = Client::builder(config)
+        .retry_policy(RetryPolicy::default().with_max_retries(max_retries))
+        .on_retry(|notice| {
+            eprintln!(
+                "retrying in {:.1} s (attempt {} failed: {})",
+                notice.delay.as_secs_f64(),
+                notice.attempt,
+                notice.error
+            );
+        });
     let ca = global
         .ca_cert
         .clone()
