@@ -4,6 +4,11 @@
 //!   command (`cargo test --workspace`: unit, integration and doc tests), rustdoc with
 //!   warnings denied, and the dependency-purity checks.
 //! - `purity`: only the dependency-purity checks.
+//! - `bench`: the benchmarks (release builds): decode throughput, then the `#[ignore]`d
+//!   measurement tests of the scenarios crate (time to first chunk, peak memory of long
+//!   streams and large uploads, live latencies), which print their numbers.
+//! - `fuzz [SECONDS]`: every cargo-fuzz target for SECONDS each (default 60), on the
+//!   nightly toolchain; installs cargo-fuzz when it is missing.
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -22,8 +27,10 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "ci" => ci(),
         "purity" => purity(),
+        "bench" => bench(),
+        "fuzz" => fuzz(std::env::args().nth(2).as_deref().unwrap_or("60")),
         _ => {
-            eprintln!("usage: cargo xtask <ci|purity>");
+            eprintln!("usage: cargo xtask <ci|purity|bench|fuzz [SECONDS]>");
             return ExitCode::from(2);
         }
     };
@@ -57,6 +64,67 @@ fn ci() -> Result<(), String> {
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     purity()
+}
+
+/// The fuzz targets in `fuzz/fuzz_targets`.
+const FUZZ_TARGETS: &[&str] = &["sse", "error_body", "stt_response", "ws_message"];
+
+fn bench() -> Result<(), String> {
+    step(
+        "decode",
+        &["bench", "-p", "smallest-core", "--bench", "decode"],
+        &[],
+    )?;
+    step(
+        "measurements",
+        &[
+            "test",
+            "--release",
+            "-p",
+            "smallest-tests",
+            "--",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ],
+        &[],
+    )
+}
+
+fn fuzz(seconds: &str) -> Result<(), String> {
+    let seconds: u32 = seconds
+        .parse()
+        .map_err(|_| format!("fuzz takes a number of seconds, got {seconds:?}"))?;
+    let installed = Command::new(cargo())
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        step(
+            "install cargo-fuzz",
+            &["install", "cargo-fuzz", "--locked"],
+            &[],
+        )?;
+    }
+    for target in FUZZ_TARGETS {
+        let status = Command::new("cargo")
+            .current_dir("fuzz")
+            .args([
+                "+nightly",
+                "fuzz",
+                "run",
+                target,
+                "--",
+                &format!("-max_total_time={seconds}"),
+            ])
+            .status()
+            .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+        if !status.success() {
+            return Err(format!("fuzz target {target} failed ({status})"));
+        }
+    }
+    Ok(())
 }
 
 fn purity() -> Result<(), String> {

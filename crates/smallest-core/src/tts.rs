@@ -725,6 +725,105 @@ impl Audio {
     }
 }
 
+impl Audio {
+    /// Joins the audio of consecutive syntheses of the same format and rate into one,
+    /// as if it had been synthesized at once: raw formats and MP3 frames are
+    /// concatenated; WAV files are re-wrapped under one header. The ids are the first
+    /// part's.
+    pub fn concat(parts: Vec<Audio>) -> Result<Audio, Error> {
+        let mut parts = parts.into_iter();
+        let Some(first) = parts.next() else {
+            return Err(Error::Validation(ValidationError::new(
+                "audio",
+                "no parts",
+                "at least one synthesized part",
+            )));
+        };
+        let (format, sample_rate, info) = (first.format, first.sample_rate, first.info.clone());
+        let mut payload = Vec::with_capacity(first.data.len());
+        for part in std::iter::once(first).chain(parts) {
+            if (part.format, part.sample_rate) != (format, sample_rate) {
+                return Err(Error::Validation(ValidationError::new(
+                    "audio",
+                    format!("{} at {} Hz", part.format, part.sample_rate),
+                    format!("parts of one format and rate ({format} at {sample_rate} Hz)"),
+                )));
+            }
+            match format {
+                OutputFormat::Wav => {
+                    payload.extend_from_slice(audio::wav_data(&part.data).ok_or_else(|| {
+                        Error::decode("synthesis response", "a `wav` part is not a WAV file")
+                    })?)
+                }
+                _ => payload.extend_from_slice(&part.data),
+            }
+        }
+        let data = if format == OutputFormat::Wav {
+            let mut file = Vec::with_capacity(audio::WAV_HEADER_LEN + payload.len());
+            file.extend_from_slice(&audio::wav_header(
+                audio::WavEncoding::Pcm16,
+                sample_rate,
+                payload.len() as u64,
+            ));
+            file.extend_from_slice(&payload);
+            file
+        } else {
+            payload
+        };
+        Ok(Audio::new(Bytes::from(data), format, sample_rate, info))
+    }
+}
+
+/// The longest text the API recommends per request (API.md §8.5).
+pub const RECOMMENDED_MAX_CHARS: usize = 250;
+
+/// Splits a long text into pieces of at most `max_chars` characters, at sentence ends
+/// where it can, else at the last space, else (one very long word) at `max_chars`.
+/// Joining the pieces with nothing between them gives back the text minus the
+/// whitespace at the cuts; no character is lost or reordered.
+pub fn split_text(text: &str, max_chars: usize) -> Vec<&str> {
+    let max_chars = max_chars.max(1);
+    let mut pieces = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let Some((limit, _)) = rest.char_indices().nth(max_chars) else {
+            pieces.push(rest);
+            break;
+        };
+        let window = &rest[..limit];
+        let sentence_end = window
+            .char_indices()
+            .filter(|&(i, c)| {
+                matches!(c, '.' | '!' | '?' | '。' | '।' | '؟')
+                    && rest[i + c.len_utf8()..].starts_with(char::is_whitespace)
+            })
+            .map(|(i, c)| i + c.len_utf8())
+            .next_back();
+        let cut = sentence_end
+            .or_else(|| window.rfind(char::is_whitespace).filter(|&i| i > 0))
+            .unwrap_or(limit);
+        pieces.push(rest[..cut].trim_end());
+        rest = rest[cut..].trim_start();
+    }
+    pieces.retain(|p| !p.is_empty());
+    pieces
+}
+
+impl TtsRequest {
+    /// This request split into requests of at most [`RECOMMENDED_MAX_CHARS`] characters
+    /// of text each (see [`split_text`]), with every other field kept. Synthesize them
+    /// in order and join the results with [`Audio::concat`].
+    pub fn split(&self) -> Vec<TtsRequest> {
+        split_text(&self.text, RECOMMENDED_MAX_CHARS)
+            .into_iter()
+            .map(|piece| TtsRequest {
+                text: piece.to_owned(),
+                ..self.clone()
+            })
+            .collect()
+    }
+}
+
 impl std::fmt::Debug for Audio {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Audio")
@@ -733,6 +832,84 @@ impl std::fmt::Debug for Audio {
             .field("len", &self.data.len())
             .field("info", &self.info)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_text_cuts_at_sentences_then_spaces_and_loses_nothing() {
+        let text = "One sentence here. Another one follows! And a third? Yes.";
+        assert_eq!(
+            split_text(text, 25),
+            vec![
+                "One sentence here.",
+                "Another one follows!",
+                "And a third? Yes."
+            ]
+        );
+        assert_eq!(split_text("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+        assert_eq!(split_text("aaa bbb ccc", 5), vec!["aaa", "bbb", "ccc"]);
+        assert_eq!(split_text("  short  ", 250), vec!["short"]);
+        assert!(split_text("   ", 250).is_empty());
+        let long: String = "Word ".repeat(400);
+        let pieces = split_text(&long, RECOMMENDED_MAX_CHARS);
+        assert!(
+            pieces
+                .iter()
+                .all(|p| p.chars().count() <= RECOMMENDED_MAX_CHARS)
+        );
+        let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(squeeze(&pieces.join(" ")), squeeze(&long));
+        let hindi = "नमस्ते दुनिया। यह एक परीक्षण है। ".repeat(20);
+        for p in split_text(&hindi, 40) {
+            assert!(p.chars().count() <= 40);
+        }
+    }
+
+    #[test]
+    fn concat_joins_raw_and_wav_parts() {
+        let part = |data: &'static [u8], format| {
+            Audio::new(
+                Bytes::from_static(data),
+                format,
+                16000,
+                ResponseInfo::default(),
+            )
+        };
+        let raw = Audio::concat(vec![
+            part(b"\x01\x00", OutputFormat::Pcm),
+            part(b"\x02\x00", OutputFormat::Pcm),
+        ])
+        .unwrap();
+        assert_eq!(raw.bytes().as_ref(), b"\x01\x00\x02\x00");
+        let wav = |pcm: &[u8]| {
+            let mut f =
+                audio::wav_header(audio::WavEncoding::Pcm16, 16000, pcm.len() as u64).to_vec();
+            f.extend_from_slice(pcm);
+            Audio::new(
+                Bytes::from(f),
+                OutputFormat::Wav,
+                16000,
+                ResponseInfo::default(),
+            )
+        };
+        let joined = Audio::concat(vec![wav(&[1, 0]), wav(&[2, 0, 3, 0])]).unwrap();
+        assert_eq!(
+            audio::wav_data(joined.bytes()).unwrap(),
+            &[1, 0, 2, 0, 3, 0]
+        );
+        assert_eq!(audio::wav_info(joined.bytes()).unwrap().sample_rate, 16000);
+        assert!(Audio::concat(vec![]).is_err());
+        assert!(
+            Audio::concat(vec![
+                part(b"\x01\x00", OutputFormat::Pcm),
+                part(b"\x01", OutputFormat::Ulaw)
+            ])
+            .is_err()
+        );
     }
 }
 
