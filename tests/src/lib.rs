@@ -7,6 +7,8 @@
 //! body serves both. Nothing here mocks a transport: each call goes through the real
 //! client, a real socket and the real emulator.
 
+pub mod live;
+
 use std::fmt;
 
 use bytes::Bytes;

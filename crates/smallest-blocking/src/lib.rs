@@ -110,6 +110,13 @@ use ureq::Agent;
 use ureq::config::AutoHeaderValue;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
+mod live;
+pub use live::{
+    CloseOutcome, CloseReason, READ_SLICE, SttEncoding, SttLive, SttLiveConfig, SttLiveEvent,
+    SttLiveReceiver, SttLiveRoute, SttLiveSender, Transcript, TtsLive, TtsLiveConfig, TtsLiveEvent,
+    TtsLiveReceiver, TtsLiveSender,
+};
+
 pub use smallest_core::retry::RetryPolicy;
 use smallest_core::retry::{AttemptContext, RetryDecision};
 
@@ -120,6 +127,10 @@ pub use smallest_core::{
     PronunciationDict, PronunciationItem, SttLanguage, SttModel, TimeoutPhase, TranscribeRequest,
     Transcription, TtsModel, TtsRequest, UpdateDict, Voice, VoiceClone, VoiceFilter,
 };
+
+mod stream;
+mod wav_sizes;
+pub use stream::{AudioReader, AudioStream, Progress, ProgressHook};
 
 /// The default limit on opening a connection (DNS, TCP and TLS).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -179,6 +190,8 @@ struct Inner {
     timeouts: Timeouts,
     tts_slots: TtsLimiter,
     on_retry: Option<RetryHook>,
+    /// The TLS settings of live WebSocket connections: the same roots as HTTP.
+    ws_tls: Arc<rustls::ClientConfig>,
 }
 
 /// Called before each retry wait, e.g. to tell a user why the call is slow.
@@ -244,6 +257,12 @@ impl TtsLimiter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .free
+    }
+
+    /// Calls waiting for a slot right now.
+    pub fn waiting(&self) -> usize {
+        let queue = self.shared.0.lock().unwrap_or_else(PoisonError::into_inner);
+        usize::try_from(queue.next_ticket - queue.now_serving).unwrap_or(usize::MAX)
     }
 
     /// Blocks until a slot is free and every earlier caller has had one.
@@ -397,6 +416,18 @@ impl Client {
         self.send(request)
     }
 
+    /// Synthesizes a text of any length: split at sentence ends into requests of at most
+    /// 250 characters (the API's recommended size), synthesized one after another through
+    /// the TTS limiter, and joined in order into one [`Audio`].
+    pub fn synthesize_long(&self, request: &TtsRequest) -> Result<Audio, Error> {
+        request.validate()?;
+        let mut parts = Vec::new();
+        for piece in request.split() {
+            parts.push(self.synthesize(&piece)?);
+        }
+        Audio::concat(parts)
+    }
+
     /// `POST /waves/v1/stt/`: transcribes a recording (bytes or URL).
     pub fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
         self.send(request)
@@ -529,6 +560,7 @@ impl ClientBuilder {
 
     /// Builds the client. Opens no connection; the first request does.
     pub fn build(self) -> Result<Client, Error> {
+        let ws_tls = live::tls_config(&self.extra_roots)?;
         let tls = TlsConfig::builder()
             .root_certs(root_certs(&self.extra_roots)?)
             .build();
@@ -557,6 +589,7 @@ impl ClientBuilder {
                 timeouts: self.timeouts,
                 tts_slots: self.tts_slots.unwrap_or_else(|| TtsLimiter::new(1)),
                 on_retry: self.on_retry,
+                ws_tls,
             }),
             retry: self.retry,
         })
@@ -733,6 +766,23 @@ fn io_before_sending(e: &io::Error) -> bool {
     }
 }
 
+/// 64 bits that differ on every call: the clock's nanoseconds mixed with a counter
+/// (for retry jitter and multipart boundaries; not for secrets).
+fn entropy() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mixed = smallest_core::retry::jitter_from_seed(nanos ^ n.rotate_left(32));
+    (mixed * (1u64 << 53) as f64) as u64 ^ nanos.rotate_left(17) ^ n
+}
+
+/// A jitter value in `[0, 1)` for the retry maths.
+fn jitter() -> f64 {
+    smallest_core::retry::jitter_from_seed(entropy())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -831,21 +881,4 @@ mod tests {
             Stage::Exchange
         ));
     }
-}
-
-/// 64 bits that differ on every call: the clock's nanoseconds mixed with a counter
-/// (for retry jitter and multipart boundaries; not for secrets).
-fn entropy() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mixed = smallest_core::retry::jitter_from_seed(nanos ^ n.rotate_left(32));
-    (mixed * (1u64 << 53) as f64) as u64 ^ nanos.rotate_left(17) ^ n
-}
-
-/// A jitter value in `[0, 1)` for the retry maths.
-fn jitter() -> f64 {
-    smallest_core::retry::jitter_from_seed(entropy())
 }

@@ -46,13 +46,20 @@ fn measure(name: &str, input_bytes: usize, mut run: impl FnMut() -> usize) {
         best = best.min(started.elapsed());
     }
     let mbps = input_bytes as f64 / 1e6 / best.as_secs_f64();
-    println!("{name:<44} {mbps:>9.0} MB/s of SSE input  ({} MB in {best:.2?}, {out} bytes out)", input_bytes / 1_000_000);
+    println!(
+        "{name:<44} {mbps:>9.0} MB/s of SSE input  ({} MB in {best:.2?}, {out} bytes out)",
+        input_bytes / 1_000_000
+    );
 }
 
 fn main() {
     let (body, payloads) = fixture();
     let n = body.len();
-    println!("fixture: {} bytes of SSE, {} audio events", n, payloads.len());
+    println!(
+        "fixture: {} bytes of SSE, {} audio events",
+        n,
+        payloads.len()
+    );
 
     measure("base64 decode of the same payloads", n, || {
         let mut buf = Vec::with_capacity(2048);
@@ -78,19 +85,23 @@ fn main() {
     });
 
     for read in [1500usize, 16 << 10] {
-        measure(&format!("TtsStreamDecoder (audio out), {read} B reads"), n, || {
-            let mut d = TtsStreamDecoder::new(OutputFormat::Pcm, 24000);
-            let mut total = 0;
-            for piece in body.chunks(read) {
-                d.feed(piece);
-                while let Some(Ok(c)) = d.next_chunk() {
+        measure(
+            &format!("TtsStreamDecoder (audio out), {read} B reads"),
+            n,
+            || {
+                let mut d = TtsStreamDecoder::new(OutputFormat::Pcm, 24000);
+                let mut total = 0;
+                for piece in body.chunks(read) {
+                    d.feed(piece);
+                    while let Some(Ok(c)) = d.next_chunk() {
+                        total += c.len();
+                    }
+                }
+                while let Ok(Some(c)) = d.finish() {
                     total += c.len();
                 }
-            }
-            while let Ok(Some(c)) = d.finish() {
-                total += c.len();
-            }
-            total
-        });
+                total
+            },
+        );
     }
 }

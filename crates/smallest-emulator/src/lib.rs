@@ -36,13 +36,21 @@
 //! |---|---|
 //! | `GET /waves/v1/health` | `200 {"status":"ok",…}`, no auth |
 //! | `POST /waves/v1/tts` | synthesis in `pcm` / `wav` / `ulaw` / `alaw` / `mp3`, zod-style `400`s, `429` over the key's concurrency |
+//! | `POST /waves/v1/tts/live` | the same synthesis as Server-Sent Events: `event: audio` frames of [`EmulatorBuilder::sse_chunk_bytes`] raw bytes (base64), then `data: {"status": "200", "done": true}`; optional real-time pacing ([`EmulatorBuilder::realtime_factor`]) |
+//! | `GET /waves/v1/tts/live` (WebSocket upgrade) | streaming synthesis: JSON requests buffered with `continue`/`flush`, base64 PCM `chunk` frames, `word_timestamp` frames, `complete`; `?timeout=N` idle timeout; shares the key's TTS concurrency (5 sockets per unit). See [`EmulatorBuilder::ws_complete_backoff`], [`EmulatorBuilder::ws_close_after_complete`] |
+//! | `GET /waves/v1/stt/live`, `GET /waves/v1/pulse/get_text` (WebSocket upgrades) | live transcription of binary audio frames (`linear16`, `linear32`, `alaw`, `mulaw`): interims, finals at utterance ends / silence / `finalize`, `close_stream` → `is_last` and close `1000`, VAD events; `400` before the upgrade for a bad query (`pulse-pro` included); over [`EmulatorBuilder::stt_ws_limit`] → close `1008` |
 //! | `POST /waves/v1/stt/` | Pulse and Pulse Pro transcription of uploads or fixture URLs, `413` over the upload limit |
 //! | `POST /waves/v1/pulse/get_text` | the legacy transcription route and its error shape |
-//! | `GET /waves/v1/lightning-v3.1/get_voices` | the seed voice catalog |
+//! | `GET /waves/v1/lightning-v3.1/get_voices` | the seed voices and the caller's clones (any other model: `400`) |
+//! | `GET /waves/v1/voice/get-all-models` | the voice catalog, with previews served by the emulator |
+//! | `POST`, `GET /waves/v1/voice-cloning` | instant clones from a `multipart/form-data` upload, per key (limit: [`EmulatorBuilder::clone_limit`]); a clone id is a TTS `voice_id` of its key |
+//! | `POST /waves/v1/voice-cloning/delete` | `401`: deleting needs a console session, not an API key |
+//! | `GET`, `POST`, `PUT`, `DELETE /waves/v1/pronunciation-dicts` | per-key dictionaries; TTS `pronunciation_dicts` respells whole words before synthesis |
 //! | `/waves/v1/lightning-v2/*`, `/waves/v1/lightning-large*`, `/waves/v1/prof-voice-cloning/*` | `410 MODEL_DEPRECATED` |
 //! | anything else under `/waves/` | `404` (`405` for a known path with the wrong method) |
 //! | `GET /_emulator/speech.wav?text=…[&sample_rate=…][&speed=…]` | a WAV of emulator speech (text ≤ 1 KiB, rate 8–48 kHz, default 16 kHz), no auth; also usable as an STT URL |
 //! | `GET <path>` of a fixture registered by path | the fixture's bytes, no auth |
+//! | `GET`, `POST`, `DELETE /_emulator/faults` | fault injection control (below), no auth, loopback clients only |
 //!
 //! Every route but the health probe and the `/_emulator` helpers requires
 //! `Authorization: Bearer <key>`: without the header the answer is
@@ -50,8 +58,36 @@
 //! `401 {"error":"unauthorized"}`. When no key was configured with [`EmulatorBuilder::key`], any
 //! non-empty bearer token is accepted. Every response carries an `x-request-id`.
 //!
-//! Not emulated (yet): the SSE and WebSocket transports, voice cloning, pronunciation dictionaries,
+//! Not emulated (yet):
 //! webhook delivery (Pulse Pro with `webhook_url` answers `{"status":"processing",…}` and stops).
+//!
+//! # Fault injection
+//!
+//! To test how clients cope with failures, [`FaultRule`]s make chosen requests fail: a [`Fault`]
+//! (latency, an error status with or without `Retry-After`, a TCP reset before the head or in the
+//! middle of the body, a stall, a trickling body, malformed JSON, a wrong content type, a huge
+//! error body, an SSE stream without its `done` frame) applied to the requests whose path starts
+//! with a prefix (optionally: with one method, after skipping the first `after`, at most `times`
+//! times). Rules come from [`EmulatorBuilder::fault`], [`RunningEmulator::inject`], or the control
+//! endpoint: `POST /_emulator/faults` with one rule or an array of them as JSON, `GET` to list them
+//! with their `matched`/`applied` counters, `DELETE` to remove them all
+//! ([`RunningEmulator::clear_faults`]). Each request's fault is recorded in
+//! [`RecordedRequest::fault`].
+//!
+//! ```
+//! use smallest_emulator::{Emulator, Fault, FaultRule};
+//!
+//! let emulator = Emulator::builder()
+//!     // The first TTS request gets `503`, the next ones are served.
+//!     .fault(FaultRule::new("/waves/v1/tts", Fault::status(503)).times(1))
+//!     .spawn()?;
+//! // The same, at run time (or `POST /_emulator/faults` with
+//! // `{"path_prefix":"/waves/v1/stt","times":1,"fault":{"kind":"reset_before_head"}}`).
+//! emulator.inject(FaultRule::new("/waves/v1/stt", Fault::ResetBeforeHead).times(1));
+//! assert_eq!(emulator.faults().len(), 2);
+//! emulator.clear_faults();
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -67,12 +103,17 @@ mod auth;
 mod body;
 mod catalog;
 mod errors;
+mod faults;
+mod library;
+mod multipart;
 mod routes;
 mod server;
 pub mod speech;
 mod state;
 mod tls;
+mod ws;
 
+pub use faults::{Fault, FaultRule};
 use state::{Settings, State};
 
 /// The audio URL of the vendor's own STT example. It is pre-registered as a fixture: in URL mode
@@ -82,6 +123,12 @@ pub const SAMPLE_AUDIO_URL: &str = "https://github.com/smallest-inc/cookbook/raw
 /// What the emulator transcribes [`SAMPLE_AUDIO_URL`] as.
 pub const SAMPLE_AUDIO_TEXT: &str =
     "This is a sample audio file for testing speech to text transcription with the Pulse API.";
+
+/// Default number of voice clones a key may create ([`EmulatorBuilder::clone_limit`]).
+pub const DEFAULT_CLONE_LIMIT: usize = 10;
+
+/// Default raw audio bytes per SSE `audio` event ([`EmulatorBuilder::sse_chunk_bytes`]).
+pub const DEFAULT_SSE_CHUNK_BYTES: usize = 1024;
 
 /// Default upload limit of the STT routes: 250 MB (250 × 1024 × 1024 bytes).
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 250 * 1024 * 1024;
@@ -105,9 +152,16 @@ pub struct EmulatorBuilder {
     tts_concurrency: usize,
     tts_latency: Duration,
     max_upload_bytes: u64,
+    clone_limit: usize,
     port: u16,
     tls: bool,
     fixtures: Vec<(String, Bytes)>,
+    sse_chunk_bytes: usize,
+    realtime_factor: f64,
+    sse_stop_before_done: bool,
+    text_repeat: usize,
+    faults: Vec<FaultRule>,
+    ws: ws::WsSettings,
 }
 
 impl Default for EmulatorBuilder {
@@ -118,9 +172,16 @@ impl Default for EmulatorBuilder {
             tts_concurrency: 1,
             tts_latency: Duration::ZERO,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            clone_limit: DEFAULT_CLONE_LIMIT,
             port: 0,
             tls: false,
             fixtures: Vec::new(),
+            sse_chunk_bytes: DEFAULT_SSE_CHUNK_BYTES,
+            realtime_factor: 0.0,
+            sse_stop_before_done: false,
+            text_repeat: 1,
+            faults: Vec::new(),
+            ws: ws::WsSettings::default(),
         }
     }
 }
@@ -141,9 +202,16 @@ impl std::fmt::Debug for EmulatorBuilder {
             .field("tts_concurrency", &self.tts_concurrency)
             .field("tts_latency", &self.tts_latency)
             .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("clone_limit", &self.clone_limit)
             .field("port", &self.port)
             .field("tls", &self.tls)
             .field("fixtures", &fixtures)
+            .field("sse_chunk_bytes", &self.sse_chunk_bytes)
+            .field("realtime_factor", &self.realtime_factor)
+            .field("sse_stop_before_done", &self.sse_stop_before_done)
+            .field("text_repeat", &self.text_repeat)
+            .field("faults", &self.faults)
+            .field("ws", &self.ws)
             .finish()
     }
 }
@@ -183,6 +251,14 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Voice clones each key may create over the emulator's life (default
+    /// [`DEFAULT_CLONE_LIMIT`]); one more gets `400 {"error":"clone limit exceeded, consider
+    /// upgrading"}`. Clones cannot be deleted with an API key, so the count never goes down.
+    pub fn clone_limit(mut self, n: usize) -> Self {
+        self.clone_limit = n;
+        self
+    }
+
     /// Port on 127.0.0.1 (default 0: any free port).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
@@ -204,6 +280,74 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Raw audio bytes per SSE `audio` event (default [`DEFAULT_SSE_CHUNK_BYTES`]; the last event
+    /// may be shorter). Any size is allowed (0 is treated as 1): with an odd size, 16-bit PCM
+    /// samples straddle two events, as clients must expect.
+    pub fn sse_chunk_bytes(mut self, n: usize) -> Self {
+        self.sse_chunk_bytes = n.max(1);
+        self
+    }
+
+    /// Pacing of SSE audio events: `0.0` (the default) sends them as fast as the client reads;
+    /// `1.0` sends each event once the audio it ends with would have been played (real time);
+    /// `2.0` twice as fast, and so on. Negative or non-finite values mean `0.0`.
+    pub fn realtime_factor(mut self, factor: f64) -> Self {
+        self.realtime_factor = if factor.is_finite() && factor > 0.0 {
+            factor
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// Ends every SSE stream cleanly but without its final `data: {"status": "200", "done": true}`
+    /// frame (default `false`), to test clients' handling of truncated streams. For single
+    /// requests, see [`Fault::SseCutBeforeDone`].
+    pub fn sse_stop_before_done(mut self, on: bool) -> Self {
+        self.sse_stop_before_done = on;
+        self
+    }
+
+    /// Synthesizes the text of every TTS request (sync and SSE) `n` times back to back (default 1;
+    /// 0 is treated as 1; the repeated text is capped at 256 MiB), to get large responses from
+    /// short requests: each byte of text is 50 ms of audio, so at 44.1 kHz PCM one byte gives
+    /// 4 410 bytes and `"a"` repeated 250 000 times about 1.03 GiB. The audio is rendered as it is
+    /// sent, never buffered whole. An STT round trip returns the repeated text.
+    pub fn text_repeat(mut self, n: usize) -> Self {
+        self.text_repeat = n.max(1);
+        self
+    }
+
+    /// How long the TTS WebSocket waits after a request's last audio before `complete` when the
+    /// request did not say (`complete_backoff_ms`). Default: no wait, so tests run fast; the real
+    /// service waits 4 s (its documented `complete_backoff_ms` default).
+    pub fn ws_complete_backoff(mut self, wait: Duration) -> Self {
+        self.ws.complete_backoff = wait;
+        self
+    }
+
+    /// Closes the TTS WebSocket (`1000`) after each `complete` (default `false`: the socket takes
+    /// further requests, as integrations use it). The service's own spec says it closes; its
+    /// integration guides reuse the socket (API.md §11 #11).
+    pub fn ws_close_after_complete(mut self, close: bool) -> Self {
+        self.ws.close_after_complete = close;
+        self
+    }
+
+    /// Live STT sessions one key may have open at once (default 100, the Standard plan's limit).
+    /// The session over the limit is accepted, then closed with `1008` and a reason.
+    pub fn stt_ws_limit(mut self, n: usize) -> Self {
+        self.ws.stt_limit = n;
+        self
+    }
+
+    /// Adds a fault rule in place from the start (repeatable; see [`FaultRule`] and the crate
+    /// documentation).
+    pub fn fault(mut self, rule: FaultRule) -> Self {
+        self.faults.push(rule);
+        self
+    }
+
     fn into_parts(self, addr: SocketAddr) -> State {
         let mut fixtures: HashMap<String, Bytes> = HashMap::new();
         let sample = speech::synthesize_pcm(SAMPLE_AUDIO_TEXT, 16_000, 1.0);
@@ -218,6 +362,14 @@ impl EmulatorBuilder {
             tts_concurrency: self.tts_concurrency,
             tts_latency: self.tts_latency,
             max_upload_bytes: self.max_upload_bytes,
+            clone_limit: self.clone_limit,
+            tls: self.tls,
+            sse_chunk_bytes: self.sse_chunk_bytes,
+            realtime_factor: self.realtime_factor,
+            sse_stop_before_done: self.sse_stop_before_done,
+            text_repeat: self.text_repeat,
+            faults: self.faults,
+            ws: self.ws,
         };
         State::new(settings, fixtures, addr)
     }
@@ -401,6 +553,21 @@ impl RunningEmulator {
         self.state.requests()
     }
 
+    /// Adds a fault rule, effective for the next request (after the rules already in place).
+    pub fn inject(&self, rule: FaultRule) {
+        self.state.faults.push(rule);
+    }
+
+    /// Removes every fault rule (requests already being faulted carry on).
+    pub fn clear_faults(&self) {
+        self.state.faults.clear();
+    }
+
+    /// The fault rules in place, in the order they are tried.
+    pub fn faults(&self) -> Vec<FaultRule> {
+        self.state.faults.rules()
+    }
+
     /// Stops accepting connections and lets open ones finish (up to about two seconds). On its own
     /// thread ([`EmulatorBuilder::spawn`]) this waits until the server has stopped; on the caller's
     /// runtime ([`EmulatorBuilder::start`]) it only signals — await
@@ -460,6 +627,11 @@ pub struct RecordedRequest {
     pub body_len: usize,
     /// The response status (0 while the request is still being handled).
     pub status: u16,
+    /// The `x-request-id` the emulator answered with (correlates a client's view with
+    /// this log; the log's order is the order requests arrived in).
+    pub request_id: String,
+    /// The injected fault applied to this request, if any ([`RunningEmulator::inject`]).
+    pub fault: Option<Fault>,
 }
 
 impl RecordedRequest {

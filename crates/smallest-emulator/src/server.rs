@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::faults::{ConnControl, KillableTcp};
 use crate::routes;
 use crate::state::State;
 
@@ -52,7 +53,13 @@ pub(crate) async fn serve(
     }
     drop(listener);
     drop(alive);
-    let _ = tokio::time::timeout(GRACE + Duration::from_millis(500), all_closed.recv()).await;
+    // Open WebSocket sessions (on connections hyper handed over) close with `1001`.
+    state.ws.shutdown();
+    let _ = tokio::time::timeout(GRACE + Duration::from_millis(500), async {
+        all_closed.recv().await;
+        state.ws.closed().await;
+    })
+    .await;
     let _ = stopped.send(true);
 }
 
@@ -64,24 +71,33 @@ async fn connection(
     _alive: mpsc::Sender<()>,
 ) {
     let _ = tcp.set_nodelay(true);
+    // Lets an injected fault reset this connection (`crate::faults`).
+    let control = ConnControl::new(tcp.peer_addr().ok());
+    let tcp = KillableTcp::new(tcp, Arc::clone(&control));
     match tls {
-        None => serve_io(tcp, state, shutdown).await,
+        None => serve_io(tcp, state, shutdown, control).await,
         Some(acceptor) => {
             if let Ok(Ok(stream)) =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
             {
-                serve_io(stream, state, shutdown).await;
+                serve_io(stream, state, shutdown, control).await;
             }
         }
     }
 }
 
-async fn serve_io<I>(io: I, state: Arc<State>, mut shutdown: watch::Receiver<bool>)
-where
+async fn serve_io<I>(
+    io: I,
+    state: Arc<State>,
+    mut shutdown: watch::Receiver<bool>,
+    control: Arc<ConnControl>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let killed = Arc::clone(&control);
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         let state = Arc::clone(&state);
+        req.extensions_mut().insert(Arc::clone(&control));
         async move { Ok::<_, Infallible>(routes::handle(state, req).await) }
     });
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -89,6 +105,8 @@ where
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
+        // A fault reset the connection: dropping it closes the socket with a TCP reset.
+        () = killed.killed() => {}
         _ = shutdown.changed() => {
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(GRACE, conn.as_mut()).await;

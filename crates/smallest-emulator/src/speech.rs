@@ -277,6 +277,11 @@ struct Symbol {
 #[derive(Debug, Clone, Default)]
 struct Message {
     symbols: Vec<Symbol>,
+    /// Sample index where the start marker began.
+    start: u64,
+    /// Sample index where the utterance ended (end of its end marker, the next start marker, or the
+    /// end of the audio); `None` while it is open.
+    end: Option<u64>,
 }
 
 impl Message {
@@ -470,19 +475,22 @@ impl Track {
             && len >= min_marker
             && (!self.in_message || len > 1.5 * self.tone_estimate)
         {
-            self.close_message();
+            self.close_message(start);
             self.locked = true;
             self.in_message = true;
             self.tone_estimate = len / 2.0;
             self.reference_rms = (e / len).sqrt();
-            self.messages.push(Message::default());
+            self.messages.push(Message {
+                start,
+                ..Message::default()
+            });
             return;
         }
         if !self.in_message || !self.decode_data {
             return;
         }
         if tone_power(x, END_HZ, rate, e) >= MARKER_POWER {
-            self.close_message();
+            self.close_message(start + x.len() as u64);
             return;
         }
         let tone = self.tone_estimate.max(1.0);
@@ -527,7 +535,12 @@ impl Track {
         }
     }
 
-    fn close_message(&mut self) {
+    fn close_message(&mut self, at: u64) {
+        if self.in_message
+            && let Some(message) = self.messages.last_mut()
+        {
+            message.end = Some(at);
+        }
         self.in_message = false;
     }
 
@@ -538,7 +551,7 @@ impl Track {
         if self.in_burst {
             self.end_burst();
         }
-        self.close_message();
+        self.close_message(self.pos);
     }
 }
 
@@ -663,6 +676,17 @@ impl Decoder {
     /// Number of utterances (start markers) seen so far.
     pub fn utterances(&self) -> usize {
         self.messages().len()
+    }
+
+    /// Start and end of each utterance seen so far, in seconds from the first sample fed: from the
+    /// beginning of its start marker to the end of its end marker (or to the next start marker, or
+    /// to the end of the audio at [`Decoder::finish`]); the end is `None` while the utterance is open.
+    pub fn utterance_times(&self) -> Vec<(f64, Option<f64>)> {
+        let rate = f64::from(self.sample_rate().unwrap_or(16_000));
+        self.messages()
+            .iter()
+            .map(|m| (m.start as f64 / rate, m.end.map(|e| e as f64 / rate)))
+            .collect()
     }
 
     /// Number of text bytes decoded so far.
@@ -875,6 +899,33 @@ mod tests {
             assert_eq!(decoder.sample_rate(), Some(rate));
             assert_eq!(decoder.transcript(), text, "rate {rate}");
         }
+    }
+
+    #[test]
+    fn utterance_times_follow_the_markers() {
+        let rate = 16_000;
+        let first = synthesize_pcm("first", rate, 1.0);
+        let mut pcm = first.clone();
+        pcm.extend(std::iter::repeat_n(0, 8000));
+        let second_at = pcm.len();
+        pcm.extend(synthesize_pcm("second", rate, 1.0));
+        let mut decoder = Decoder::new(rate);
+        decoder.feed(&pcm[..first.len()]);
+        let times = decoder.utterance_times();
+        assert_eq!(times.len(), 1);
+        // Starts after the 10 ms lead-in; ends at the end of the end marker (before the 30 ms tail).
+        assert!((times[0].0 - 0.010).abs() < 0.003, "{times:?}");
+        let end = times[0].1.unwrap_or_default();
+        let expected_end = (first.len() as f64 / f64::from(rate)) - 0.030;
+        assert!((end - expected_end).abs() < 0.005, "{times:?}");
+        decoder.feed(&pcm[first.len()..]);
+        assert!(!decoder.in_utterance());
+        decoder.finish();
+        let times = decoder.utterance_times();
+        assert_eq!(times.len(), 2, "{times:?}");
+        let second_start = second_at as f64 / f64::from(rate) + 0.010;
+        assert!((times[1].0 - second_start).abs() < 0.003, "{times:?}");
+        assert!(times[1].1.is_some());
     }
 
     #[test]

@@ -26,6 +26,22 @@ pub(crate) struct Settings {
     pub(crate) tts_concurrency: usize,
     pub(crate) tts_latency: Duration,
     pub(crate) max_upload_bytes: u64,
+    /// Raw audio bytes per SSE `audio` event.
+    pub(crate) sse_chunk_bytes: usize,
+    /// SSE pacing: 0 = as fast as possible, 1.0 = real time, 2.0 = twice real time.
+    pub(crate) realtime_factor: f64,
+    /// Whether SSE streams end without their `done` frame.
+    pub(crate) sse_stop_before_done: bool,
+    /// How many times TTS synthesizes each request's text, back to back.
+    pub(crate) text_repeat: usize,
+    /// Fault rules in place at start.
+    pub(crate) faults: Vec<crate::faults::FaultRule>,
+    /// Voice clones one key may create (`400 clone limit exceeded` beyond).
+    pub(crate) clone_limit: usize,
+    /// Whether the server speaks HTTPS (for absolute URLs into the emulator itself).
+    pub(crate) tls: bool,
+    /// Options of the live WebSocket routes.
+    pub(crate) ws: crate::ws::WsSettings,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -91,6 +107,12 @@ pub(crate) struct State {
     in_flight: Mutex<HashMap<String, usize>>,
     log: Mutex<RequestLog>,
     ids: IdGen,
+    /// Injected faults (`crate::faults`).
+    pub(crate) faults: crate::faults::FaultPlan,
+    /// Voice clones and pronunciation dictionaries, per key.
+    pub(crate) library: crate::library::Library,
+    /// Open WebSocket sessions: per-key counts and the shutdown signal.
+    pub(crate) ws: crate::ws::Hub,
 }
 
 impl State {
@@ -99,6 +121,7 @@ impl State {
         fixtures: HashMap<String, Bytes>,
         addr: SocketAddr,
     ) -> Self {
+        let faults = crate::faults::FaultPlan::new(settings.faults.clone());
         Self {
             settings,
             fixtures,
@@ -106,6 +129,9 @@ impl State {
             in_flight: Mutex::new(HashMap::new()),
             log: Mutex::new(RequestLog::default()),
             ids: IdGen::new(),
+            faults,
+            library: crate::library::Library::default(),
+            ws: crate::ws::Hub::default(),
         }
     }
 

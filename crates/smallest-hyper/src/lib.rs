@@ -36,6 +36,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
@@ -53,7 +54,28 @@ pub use smallest_core::{
     Transcription, TtsModel, TtsRequest, UpdateDict, Voice, VoiceClone, VoiceFilter,
 };
 
+mod live;
+pub use live::{
+    CloseOutcome, CloseReason, SttEncoding, SttLive, SttLiveConfig, SttLiveEvent, SttLiveReceiver,
+    SttLiveRoute, SttLiveSender, Transcript, TtsLive, TtsLiveConfig, TtsLiveEvent, TtsLiveReceiver,
+    TtsLiveSender,
+};
+
+mod stream;
+mod wav_sizes;
+pub use stream::{AudioReader, AudioStream, Progress, ProgressHook};
+
 type Connector = HttpsConnector<HttpConnector>;
+
+/// The request body of every call: a whole body ([`full_body`]) or a streamed upload.
+type HttpBody = UnsyncBoxBody<Bytes, smallest_core::BoxError>;
+
+/// A request body that is already in memory.
+fn full_body(bytes: Bytes) -> HttpBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 
 /// An async Waves API client. Cheap to clone: clones share one connection pool and
 /// one TTS limiter.
@@ -64,11 +86,13 @@ pub struct Client {
 }
 
 struct Inner {
-    http: HyperClient<Connector, Full<Bytes>>,
+    http: HyperClient<Connector, HttpBody>,
     config: Config,
     timeouts: Timeouts,
     tts_slots: TtsLimiter,
     on_retry: Option<RetryHook>,
+    /// The TLS settings of live WebSocket connections: the same roots as HTTP, no ALPN.
+    ws_tls: Arc<rustls::ClientConfig>,
 }
 
 /// Called before each retry wait, e.g. to tell a user why the call is slow.
@@ -245,6 +269,18 @@ impl Client {
         self.send(request).await
     }
 
+    /// Synthesizes a text of any length: split at sentence ends into requests of at most
+    /// 250 characters (the API's recommended size), synthesized one after another through
+    /// the TTS limiter, and joined in order into one [`Audio`].
+    pub async fn synthesize_long(&self, request: &TtsRequest) -> Result<Audio, Error> {
+        request.validate()?;
+        let mut parts = Vec::new();
+        for piece in request.split() {
+            parts.push(self.synthesize(&piece).await?);
+        }
+        Audio::concat(parts)
+    }
+
     /// `POST /waves/v1/stt/`: transcribes a recording (bytes or URL).
     pub async fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
         self.send(request).await
@@ -324,7 +360,7 @@ impl Client {
     pub async fn execute(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error> {
         let timeouts = self.inner.timeouts;
         let exchange = async {
-            let pending = self.inner.http.request(request.map(Full::new));
+            let pending = self.inner.http.request(request.map(full_body));
             let response = with_limit(timeouts.response, TimeoutPhase::ResponseHead, pending)
                 .await?
                 .map_err(|e| classify(e, timeouts.connect))?;
@@ -420,6 +456,7 @@ impl ClientBuilder {
     /// Builds the client. Needs no runtime; the first request does.
     pub fn build(self) -> Result<Client, Error> {
         let tls = tls_config(&self.extra_roots)?;
+        let ws_tls = Arc::new(tls.clone());
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
@@ -439,6 +476,7 @@ impl ClientBuilder {
                 timeouts: self.timeouts,
                 tts_slots: self.tts_slots.unwrap_or_else(|| TtsLimiter::new(1)),
                 on_retry: self.on_retry,
+                ws_tls,
             }),
             retry: self.retry,
         })

@@ -4,9 +4,15 @@
 //! it is the health probe or one of the emulator's own unauthenticated helpers (fixtures served by
 //! path, `/_emulator/speech.wav`). A body a route did not read is drained in the background.
 
+mod cloning;
+mod control;
+mod dicts;
 mod stt;
 mod tts;
+mod tts_live;
 mod voices;
+mod ws_stt;
+mod ws_tts;
 
 use std::sync::Arc;
 
@@ -89,8 +95,15 @@ pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
 /// Handles one request.
 pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let request_id = state.new_id();
-    let (parts, incoming) = req.into_parts();
-    let seq = state.record(record_of(&parts));
+    let (mut parts, incoming) = req.into_parts();
+    let fault = control::select(&state, &parts);
+    let mut record = record_of(&parts);
+    record.fault.clone_from(&fault);
+    if let Some(fault) = fault {
+        parts.extensions.insert(crate::faults::AppliedFault(fault));
+    }
+    record.request_id.clone_from(&request_id);
+    let seq = state.record(record);
     let mut body = RequestBody::new(incoming);
     let mut resp = {
         let mut ctx = Ctx {
@@ -99,7 +112,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Respons
             body: &mut body,
             request_id: &request_id,
         };
-        route(&mut ctx).await
+        control::dispatch(&mut ctx).await
     };
     let body_len = match body.consumed() {
         0 => content_length(&parts).unwrap_or(0),
@@ -162,16 +175,43 @@ async fn route(ctx: &mut Ctx<'_>) -> Response<Body> {
     if is_retired(path) {
         return errors::model_retired();
     }
+    // WebSocket upgrades (`GET` + `Upgrade: websocket`); a POST to `/tts/live` is the SSE route.
+    if crate::ws::is_upgrade(ctx.parts) {
+        match path {
+            "/waves/v1/tts/live" => return ws_tts::upgrade(ctx, &caller),
+            "/waves/v1/stt/live" => return ws_stt::upgrade(ctx, &caller, false),
+            "/waves/v1/pulse/get_text" => return ws_stt::upgrade(ctx, &caller, true),
+            _ => {}
+        }
+    }
     match (path, &method) {
+        ("/waves/v1/tts/live", &Method::GET) | ("/waves/v1/stt/live", _) => {
+            crate::ws::upgrade_required()
+        }
         ("/waves/v1/tts", &Method::POST) => tts::synthesize(ctx, &caller).await,
         ("/waves/v1/tts", _) => errors::method_not_allowed(&method, &raw_path, "POST"),
+        ("/waves/v1/tts/live", &Method::POST) => tts_live::stream(ctx, &caller).await,
         ("/waves/v1/stt", &Method::POST) => stt::transcribe(ctx, &caller).await,
         ("/waves/v1/stt", _) => errors::method_not_allowed(&method, &raw_path, "POST"),
         ("/waves/v1/pulse/get_text", &Method::POST) => stt::legacy_get_text(ctx, &caller).await,
         ("/waves/v1/pulse/get_text", _) => errors::method_not_allowed(&method, &raw_path, "POST"),
-        ("/waves/v1/lightning-v3.1/get_voices", &Method::GET) => voices::get_voices(),
-        ("/waves/v1/lightning-v3.1/get_voices", _) => {
+        ("/waves/v1/voice/get-all-models", &Method::GET) => voices::get_all_models(ctx),
+        ("/waves/v1/voice/get-all-models", _) => {
             errors::method_not_allowed(&method, &raw_path, "GET")
+        }
+        ("/waves/v1/voice-cloning", &Method::POST) => cloning::create(ctx, &caller).await,
+        ("/waves/v1/voice-cloning", &Method::GET) => cloning::list(ctx, &caller),
+        ("/waves/v1/voice-cloning", _) => {
+            errors::method_not_allowed(&method, &raw_path, "GET, POST")
+        }
+        ("/waves/v1/voice-cloning/delete", &Method::POST) => cloning::delete_needs_session(),
+        ("/waves/v1/voice-cloning/delete", _) => {
+            errors::method_not_allowed(&method, &raw_path, "POST")
+        }
+        ("/waves/v1/pronunciation-dicts", _) => dicts::handle(ctx, &caller).await,
+        (p, _) if voices::get_voices_model(p).is_some() => {
+            let model = voices::get_voices_model(p).unwrap_or_default();
+            voices::get_voices(ctx, &caller, model)
         }
         _ => errors::not_found(&method, &raw_path),
     }
@@ -232,6 +272,8 @@ fn record_of(parts: &Parts) -> RecordedRequest {
         headers,
         body_len: 0,
         status: 0,
+        request_id: String::new(),
+        fault: None,
     }
 }
 

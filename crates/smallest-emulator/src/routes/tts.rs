@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
 use serde::Serialize;
@@ -23,6 +23,7 @@ use crate::auth::Caller;
 use crate::body::{Body, ReadError};
 use crate::catalog;
 use crate::errors;
+use crate::library::Scope;
 use crate::speech::Synthesizer;
 use crate::state::TtsSlot;
 
@@ -242,16 +243,25 @@ fn correlation_id(
 
 /// A validated TTS request.
 #[derive(Debug)]
-struct TtsParams {
+pub(super) struct TtsParams {
     text: String,
-    sample_rate: u32,
+    pub(super) sample_rate: u32,
     speed: f32,
-    format: OutputFormat,
+    pub(super) format: OutputFormat,
     session_id: Option<String>,
     request_id: Option<String>,
 }
 
+/// [`validate_for`] with no clones and no dictionaries.
+#[cfg(test)]
 fn validate(body: &Value) -> Result<TtsParams, Vec<Issue>> {
+    validate_for(body, &Scope::none())
+}
+
+/// Validates a TTS body for a caller (`scope`): the caller's clones are valid voices, its
+/// dictionaries may be named in `pronunciation_dicts`, and they respell the returned `text`.
+/// Every transport (sync, SSE, WebSocket) should validate through here.
+fn validate_for(body: &Value, scope: &Scope<'_>) -> Result<TtsParams, Vec<Issue>> {
     let Value::Object(obj) = body else {
         return Err(vec![Issue::InvalidType {
             code: "invalid_type",
@@ -338,6 +348,7 @@ fn validate(body: &Value) -> Result<TtsParams, Vec<Issue>> {
     );
     optional_bool(obj, "math_notation", &mut issues);
     let format = string_enum(obj, "output_format", &OutputFormat::NAMES, &mut issues);
+    let mut dict_ids: Vec<String> = Vec::new();
     if let Some(v) = obj.get("pronunciation_dicts") {
         match v {
             Value::Array(items) => {
@@ -348,6 +359,9 @@ fn validate(body: &Value) -> Result<TtsParams, Vec<Issue>> {
                             path.push(Value::from(i));
                         }
                         issues.push(issue);
+                    }
+                    if let Some(id) = item.as_str() {
+                        dict_ids.push(id.to_owned());
                     }
                 }
             }
@@ -383,16 +397,26 @@ fn validate(body: &Value) -> Result<TtsParams, Vec<Issue>> {
             });
         }
     }
-    if !catalog::voice_exists(&voice_id) {
+    if !catalog::voice_exists(&voice_id) && !scope.has_clone(&voice_id) {
         issues.push(Issue::Custom {
             code: "custom",
             path: path("voice_id"),
             message: "Invalid Voice ID".to_owned(),
         });
     }
+    for (i, id) in dict_ids.iter().enumerate() {
+        if !scope.has_dict(id) {
+            issues.push(Issue::Custom {
+                code: "custom",
+                path: vec![Value::from("pronunciation_dicts"), Value::from(i)],
+                message: format!("Pronunciation dictionary '{id}' not found"),
+            });
+        }
+    }
     if !issues.is_empty() {
         return Err(issues);
     }
+    let text = scope.respell(text, &dict_ids);
     Ok(TtsParams {
         text,
         sample_rate,
@@ -406,6 +430,31 @@ fn validate(body: &Value) -> Result<TtsParams, Vec<Issue>> {
     })
 }
 
+/// What the WebSocket route (`routes::ws_tts`) takes from one validated message; it buffers the
+/// raw `text` itself and respells the whole buffer at flush.
+pub(super) struct WsMessageParams {
+    pub(super) sample_rate: u32,
+    pub(super) speed: f32,
+    pub(super) session_id: Option<String>,
+    pub(super) request_id: Option<String>,
+}
+
+/// [`validate_for`] for one WebSocket message: its settings, or its zod issues as JSON.
+pub(super) fn validate_ws_message(
+    body: &Value,
+    scope: &Scope<'_>,
+) -> Result<WsMessageParams, Value> {
+    match validate_for(body, scope) {
+        Ok(p) => Ok(WsMessageParams {
+            sample_rate: p.sample_rate,
+            speed: p.speed,
+            session_id: p.session_id,
+            request_id: p.request_id,
+        }),
+        Err(issues) => Err(serde_json::to_value(&issues).unwrap_or(Value::Null)),
+    }
+}
+
 fn invalid_request(message: String) -> Response<Body> {
     errors::json(
         StatusCode::BAD_REQUEST,
@@ -413,7 +462,7 @@ fn invalid_request(message: String) -> Response<Body> {
     )
 }
 
-fn too_many_concurrent(limit: usize) -> Response<Body> {
+pub(super) fn too_many_concurrent(limit: usize) -> Response<Body> {
     errors::json(
         StatusCode::TOO_MANY_REQUESTS,
         &json!({
@@ -426,46 +475,73 @@ fn too_many_concurrent(limit: usize) -> Response<Body> {
     )
 }
 
-pub(super) async fn synthesize(ctx: &mut Ctx<'_>, caller: &Caller) -> Response<Body> {
-    if let Err(resp) = caller.require_product_access(ctx.request_id) {
-        return *resp;
-    }
+/// A valid TTS request that holds one of its key's concurrency slots, with its audio ready to be
+/// rendered lazily (shared by the sync route and the SSE route, `routes::tts_live`).
+pub(super) struct TtsJob {
+    pub(super) params: TtsParams,
+    pub(super) audio: AudioBody,
+}
+
+/// Everything the sync and SSE routes do before their first byte: product access, the body limit,
+/// JSON, validation, the concurrency slot, the configured latency, and the synthesizer (with the
+/// builder's `text_repeat`). `Err` is the error response to send instead.
+pub(super) async fn prepare(
+    ctx: &mut Ctx<'_>,
+    caller: &Caller,
+) -> Result<TtsJob, Box<Response<Body>>> {
+    caller.require_product_access(ctx.request_id)?;
     if ctx
         .content_length()
         .is_some_and(|n| n > MAX_JSON_BYTES as u64)
     {
-        return errors::json_body_too_large(MAX_JSON_BYTES);
+        return Err(Box::new(errors::json_body_too_large(MAX_JSON_BYTES)));
     }
     let raw = match ctx.body.read_to_limit(MAX_JSON_BYTES).await {
         Ok(raw) => raw,
-        Err(ReadError::TooLarge) => return errors::json_body_too_large(MAX_JSON_BYTES),
+        Err(ReadError::TooLarge) => {
+            return Err(Box::new(errors::json_body_too_large(MAX_JSON_BYTES)));
+        }
         Err(ReadError::Broken) => {
-            return invalid_request("The request body could not be read.".to_owned());
+            return Err(Box::new(invalid_request(
+                "The request body could not be read.".to_owned(),
+            )));
         }
     };
     let value: Value = match serde_json::from_slice(&raw) {
         Ok(v) => v,
-        Err(e) => return invalid_request(format!("The request body is not valid JSON: {e}.")),
+        Err(e) => {
+            return Err(Box::new(invalid_request(format!(
+                "The request body is not valid JSON: {e}."
+            ))));
+        }
     };
-    let params = match validate(&value) {
+    let params = match validate_for(&value, &Scope::of(ctx.state, caller.key())) {
         Ok(p) => p,
-        Err(issues) => return errors::json(StatusCode::BAD_REQUEST, &ZodError { error: &issues }),
+        Err(issues) => {
+            return Err(Box::new(errors::json(
+                StatusCode::BAD_REQUEST,
+                &ZodError { error: &issues },
+            )));
+        }
     };
     let Some(slot) = ctx.state.try_acquire_tts(caller.key()) else {
-        return too_many_concurrent(ctx.state.settings.tts_concurrency);
+        return Err(Box::new(too_many_concurrent(
+            ctx.state.settings.tts_concurrency,
+        )));
     };
     let latency = ctx.state.settings.tts_latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
 
-    let synth = Synthesizer::new(&params.text, params.sample_rate, params.speed);
+    let text = repeated(&params.text, ctx.state.settings.text_repeat);
+    let synth = Synthesizer::new(&text, params.sample_rate, params.speed);
     let total = synth.total_samples();
     let Some(encoder) = OutputEncoder::new(params.format, params.sample_rate, total) else {
-        return errors::json(
+        return Err(Box::new(errors::json(
             StatusCode::INTERNAL_SERVER_ERROR,
             &json!({ "error": "InternalServerError", "message": "An unexpected error occurred." }),
-        );
+        )));
     };
     let remaining = params.format.exact_len(total);
     let body = AudioBody {
@@ -475,12 +551,15 @@ pub(super) async fn synthesize(ctx: &mut Ctx<'_>, caller: &Caller) -> Response<B
         done: false,
         slot: Some(slot),
     };
-    let mut resp = Response::new(body.boxed_unsync());
-    let headers = resp.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
-    if let Some(len) = remaining {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
-    }
+    Ok(TtsJob {
+        params,
+        audio: body,
+    })
+}
+
+/// The four `X-*Id` headers of a TTS response (external ids empty when not given), and
+/// `x-content-expiry: applied` when the request asked for content expiry.
+pub(super) fn put_id_headers(ctx: &Ctx<'_>, params: &TtsParams, headers: &mut HeaderMap) {
     let session = ctx.state.new_id();
     let mut put = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -500,17 +579,50 @@ pub(super) async fn synthesize(ctx: &mut Ctx<'_>, caller: &Caller) -> Response<B
     if ctx.expire_content() {
         put("x-content-expiry", "applied");
     }
+}
+
+/// Largest text the builder's `text_repeat` makes (bytes); fewer repetitions are made beyond.
+const MAX_REPEATED_TEXT: usize = 256 * 1024 * 1024;
+
+/// `text` repeated `n` times, back to back (`EmulatorBuilder::text_repeat`).
+fn repeated(text: &str, n: usize) -> std::borrow::Cow<'_, str> {
+    if n <= 1 || text.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.repeat(n.min(MAX_REPEATED_TEXT / text.len()).max(1)))
+}
+
+pub(super) async fn synthesize(ctx: &mut Ctx<'_>, caller: &Caller) -> Response<Body> {
+    let job = match prepare(ctx, caller).await {
+        Ok(job) => job,
+        Err(resp) => return *resp,
+    };
+    let remaining = job.audio.remaining;
+    let mut resp = Response::new(job.audio.boxed_unsync());
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    if let Some(len) = remaining {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    put_id_headers(ctx, &job.params, headers);
     resp
 }
 
 /// The audio of one TTS response, rendered and encoded chunk by chunk as the client reads it.
 /// Holds the key's concurrency slot until the last byte is produced or the client goes away.
-struct AudioBody {
+pub(super) struct AudioBody {
     synth: Synthesizer,
     encoder: OutputEncoder,
     remaining: Option<u64>,
     done: bool,
     slot: Option<TtsSlot>,
+}
+
+impl AudioBody {
+    /// Takes the concurrency slot out, for a wrapper that must hold it longer (SSE framing).
+    pub(super) fn take_slot(&mut self) -> Option<TtsSlot> {
+        self.slot.take()
+    }
 }
 
 impl hyper::body::Body for AudioBody {

@@ -1,0 +1,997 @@
+//! Live WebSocket sessions: Lightning TTS over `WSS /waves/v1/tts/live` and Pulse STT
+//! over `WSS /waves/v1/stt/live`, on plain threads.
+//!
+//! This module only moves frames. Everything that is protocol (the upgrade request,
+//! the JSON messages, the attribution of audio to requests, close codes, the idle
+//! deadline, keepalive pings) lives in the sans-IO sessions of the core,
+//! [`smallest_core::tts_live`] and [`smallest_core::stt_live`]; every message goes
+//! through them. WebSocket framing is tungstenite's (no async runtime); TCP and TLS
+//! (rustls with ring, the Mozilla roots plus the client's extra roots) are this
+//! crate's.
+//!
+//! ```no_run
+//! use smallest_blocking::{Client, TtsLiveConfig, TtsLiveEvent};
+//!
+//! # fn main() -> Result<(), smallest_blocking::Error> {
+//! let client = Client::from_env()?;
+//! let live = client.tts_live(TtsLiveConfig::new("magnus").sample_rate(24000))?;
+//! let (sender, receiver) = live.split();
+//! let writer = std::thread::spawn(move || {
+//!     for piece in ["Hello, ", "world. ", "How are you?"] {
+//!         sender.send_text(piece)?;
+//!     }
+//!     sender.finish()?;
+//!     Ok::<_, smallest_blocking::Error>(sender)
+//! });
+//! let mut pcm = Vec::new();
+//! for event in receiver {
+//!     match event? {
+//!         TtsLiveEvent::Audio { data, .. } => pcm.extend_from_slice(&data),
+//!         TtsLiveEvent::Complete { .. } => break,
+//!         _ => {}
+//!     }
+//! }
+//! writer.join().expect("writer thread")?.close()?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Concurrency design
+//!
+//! A live connection splits into a **sender** (`Clone`, `Send + Sync`: any number of
+//! threads may share it) and a **receiver** (an [`Iterator`] and `recv`, for one
+//! thread). No thread is spawned. Both halves share one `Mutex` around the socket and
+//! the core session:
+//!
+//! - A sender call locks, updates the session (which validates and queues the
+//!   frames), writes everything the session queued, in order, and unlocks. It returns
+//!   once the frames are written, so it sees the back-pressure of the connection and
+//!   the error of the write it caused.
+//! - The receiver locks, hands out a queued event if there is one, otherwise reads
+//!   with a short socket read timeout ([`READ_SLICE`], or the session's next deadline
+//!   if sooner), feeds what it read to the session, runs the session's timers
+//!   (keepalive pings, the TTS idle deadline) and unlocks. Between two reads it
+//!   steps aside for any sender waiting for the lock, so **a send waits at most one
+//!   read slice** for a receiver blocked in `read`.
+//!
+//! TLS has one state for both directions, so the socket cannot be split into a
+//! reading and a writing half; a dedicated reader thread would still need the same
+//! lock for writing, and would run even when nobody reads. Keepalive pings are sent
+//! while the receiver is being iterated.
+//!
+//! # How a connection ends
+//!
+//! The receiver's last event is always the session's `Closed` event, after which it
+//! yields `None`:
+//!
+//! - a close frame from the server (1000 after `close_stream` or after the client's
+//!   `close`, 1008 over the STT session limit, the TTS idle timeout …) is answered
+//!   and becomes `Closed` with the core's typed reason ([`CloseReason`] for TTS,
+//!   [`CloseOutcome`] for STT);
+//! - **a connection that ends without a close frame** (EOF, reset) is the `Closed`
+//!   event with no code ([`CloseReason::NoStatus`], [`CloseOutcome::NoStatus`]),
+//!   **not** an error;
+//! - any other failure of the connection (a TLS or WebSocket protocol error, a write
+//!   stalled past the idle limit) is one `Err(..)` item, followed by that same
+//!   `Closed` event.
+//!
+//! A server message the session cannot decode is an `Err(Error::Decode { .. })`
+//! item; the session stays usable and the receiver goes on.
+//!
+//! Dropping both halves without [`close`](TtsLiveSender::close) drops the TCP
+//! connection without a close frame.
+//!
+//! # Time limits
+//!
+//! The client's connect limit covers resolving, connecting and the TLS handshake
+//! (each step), its response limit covers the upgrade request and the server's
+//! answer, and its idle limit, when set, bounds each stalled write. Reads have no
+//! limit: a live session is quiet by design between messages (the TTS server closes
+//! an idle connection itself, see [`TtsLiveConfig::timeout_secs`]).
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rustls::{ClientConnection, StreamOwned};
+use rustls_pki_types::{CertificateDer, ServerName};
+use smallest_core::stt_live::SttLiveSession;
+use smallest_core::tts_live::TtsLiveSession;
+use smallest_core::ws::{CloseFrame, WsMessage, check_upgrade};
+use smallest_core::{Error, TimeoutPhase};
+use tungstenite::Error as WsError;
+use tungstenite::error::ProtocolError;
+use tungstenite::handshake::HandshakeError;
+use tungstenite::protocol::CloseFrame as WsCloseFrame;
+use tungstenite::{Message, WebSocket};
+
+pub use smallest_core::stt_live::{
+    CloseOutcome, SttEncoding, SttLiveConfig, SttLiveEvent, SttLiveRoute, Transcript,
+};
+pub use smallest_core::tts_live::{CloseReason, TtsLiveConfig, TtsLiveEvent};
+
+use crate::{Client, Timeouts, TtsPermit, entropy};
+
+/// The longest one socket read of a live receiver blocks: the longest a sender
+/// waits for a receiver that is waiting for the server.
+pub const READ_SLICE: Duration = Duration::from_millis(20);
+
+/// What is decoded when an upgrade answer is not what RFC 6455 says.
+const UPGRADE: &str = "WebSocket upgrade response";
+
+/// The TLS settings of live connections: rustls with ring, the Mozilla roots and
+/// `extra` (DER) roots, no ALPN (a WebSocket upgrade is HTTP/1.1).
+pub(crate) fn tls_config(extra: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for (i, der) in extra.iter().enumerate() {
+        roots
+            .add(CertificateDer::from(der.as_slice()).into_owned())
+            .map_err(|e| {
+                Error::Config(
+                    format!(
+                        "extra root certificate #{} is not a usable DER certificate: {e}",
+                        i + 1
+                    )
+                    .into(),
+                )
+            })?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Config(format!("TLS setup failed: {e}").into()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+impl Client {
+    /// Opens a live TTS connection (`WSS /waves/v1/tts/live`).
+    ///
+    /// `config` is validated first (nothing is sent when it is refused). **A live TTS
+    /// connection occupies one of the account's TTS slots** (the client's
+    /// [`TtsLimiter`](crate::TtsLimiter)) for its whole lifetime: this call waits for
+    /// a free slot, and the slot is freed when the connection closes or both halves
+    /// are dropped. A refused upgrade is the server's error ([`Error::Api`]: 401 for a
+    /// bad key, 400 for a bad parameter …).
+    pub fn tts_live(&self, config: TtsLiveConfig) -> Result<TtsLive, Error> {
+        config.validate()?;
+        let permit = self.inner.tts_slots.acquire();
+        let key = websocket_key();
+        let request = config.handshake(&self.inner.config, key)?;
+        let ws = self.connect_websocket(request, key)?;
+        let session = TtsLiveSession::new(config, Instant::now())?;
+        let shared = Shared::open(ws, session, Some(permit), self.inner.timeouts.idle);
+        Ok(TtsLive {
+            sender: TtsLiveSender {
+                shared: shared.clone(),
+            },
+            receiver: TtsLiveReceiver { shared },
+        })
+    }
+
+    /// Opens a live STT connection (`WSS /waves/v1/stt/live?…`, or the legacy
+    /// `/waves/v1/pulse/get_text` for [`SttLiveConfig::legacy`]).
+    ///
+    /// `config` is validated first (Pulse Pro, which has no streaming transport, is
+    /// refused locally). A refused upgrade is the server's error ([`Error::Api`]).
+    pub fn stt_live(&self, config: SttLiveConfig) -> Result<SttLive, Error> {
+        config.validate()?;
+        let key = websocket_key();
+        let request = config.handshake(&self.inner.config, key)?;
+        let ws = self.connect_websocket(request, key)?;
+        let session = SttLiveSession::new(&config, Instant::now())?;
+        let shared = Shared::open(ws, session, None, self.inner.timeouts.idle);
+        Ok(SttLive {
+            sender: SttLiveSender {
+                shared: shared.clone(),
+            },
+            receiver: SttLiveReceiver { shared },
+        })
+    }
+
+    /// TCP (and TLS for `wss`) within the connect limit, then the upgrade within the
+    /// response limit.
+    fn connect_websocket(
+        &self,
+        request: http::Request<()>,
+        key: [u8; 16],
+    ) -> Result<WebSocket<Socket>, Error> {
+        let limits = self.inner.timeouts;
+        let uri = request.uri();
+        let tls = uri.scheme_str() == Some("wss");
+        let host = uri
+            .host()
+            .ok_or_else(|| Error::Config(format!("the WebSocket URI {uri} has no host").into()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+
+        let mut tcp = connect_tcp(&host, port, &limits)?;
+        let socket = if tls {
+            let name = ServerName::try_from(host.clone()).map_err(|e| {
+                Error::Config(format!("{host:?} is not a valid TLS server name: {e}").into())
+            })?;
+            let mut tls = ClientConnection::new(self.inner.ws_tls.clone(), name)
+                .map_err(|e| Error::transport(false, e))?;
+            set_timeouts(&tcp, limits.connect, limits.connect)?;
+            while tls.is_handshaking() {
+                tls.complete_io(&mut tcp)
+                    .map_err(|e| connect_error(e, limits.connect))?;
+            }
+            Socket::Tls(Box::new(StreamOwned::new(tls, tcp)))
+        } else {
+            Socket::Plain(tcp)
+        };
+        set_timeouts(socket.tcp(), limits.response, limits.response)?;
+        let (ws, _response) = tungstenite::client(request, socket).map_err(|e| match e {
+            HandshakeError::Interrupted(_) => {
+                timed_out(TimeoutPhase::ResponseHead, limits.response)
+            }
+            HandshakeError::Failure(e) => upgrade_error(e, key, limits.response),
+        })?;
+        set_timeouts(ws.get_ref().tcp(), None, limits.idle)?;
+        Ok(ws)
+    }
+}
+
+/// Resolves and connects, trying each address within the connect limit.
+fn connect_tcp(host: &str, port: u16, limits: &Timeouts) -> Result<TcpStream, Error> {
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::transport(false, e))?;
+    let mut last = None;
+    for addr in addrs {
+        let attempt = match limits.connect.filter(|d| !d.is_zero()) {
+            Some(limit) => TcpStream::connect_timeout(&addr, limit),
+            None => TcpStream::connect(addr),
+        };
+        match attempt {
+            Ok(tcp) => {
+                // Small frames (text pieces, audio frames) must not wait for Nagle.
+                let _ = tcp.set_nodelay(true);
+                return Ok(tcp);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => connect_error(e, limits.connect),
+        None => Error::transport(false, format!("{host}:{port} resolved to no address")),
+    })
+}
+
+/// A failure while connecting (nothing was sent): a time limit or a transport error.
+fn connect_error(e: io::Error, limit: Option<Duration>) -> Error {
+    if is_timeout(&e)
+        && let Some(limit) = limit
+    {
+        return Error::Timeout {
+            phase: TimeoutPhase::Connect,
+            limit,
+        };
+    }
+    Error::transport(false, e)
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+fn timed_out(phase: TimeoutPhase, limit: Option<Duration>) -> Error {
+    match limit {
+        Some(limit) => Error::Timeout { phase, limit },
+        None => Error::transport(true, "the WebSocket handshake was interrupted"),
+    }
+}
+
+/// Sets the socket's read and write limits (`None`, or zero, blocks).
+fn set_timeouts(
+    tcp: &TcpStream,
+    read: Option<Duration>,
+    write: Option<Duration>,
+) -> Result<(), Error> {
+    let nonzero = |d: Option<Duration>| d.filter(|d| !d.is_zero());
+    tcp.set_read_timeout(nonzero(read))
+        .and_then(|()| tcp.set_write_timeout(nonzero(write)))
+        .map_err(|e| Error::transport(true, e))
+}
+
+/// 16 fresh bytes for `Sec-WebSocket-Key` (a nonce, not a secret).
+fn websocket_key() -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&entropy().to_le_bytes());
+    key[8..].copy_from_slice(&entropy().to_le_bytes());
+    key
+}
+
+/// A refused or broken upgrade as the SDK's error: a non-101 answer is parsed by the
+/// core like any HTTP error (401 → `is_auth`, 400 → the server's message …).
+fn upgrade_error(e: WsError, key: [u8; 16], limit: Option<Duration>) -> Error {
+    match e {
+        WsError::Http(response) => {
+            let body = response.body().as_deref().unwrap_or_default();
+            match check_upgrade(response.status(), response.headers(), body, key) {
+                Err(e) => e,
+                Ok(()) => Error::Decode {
+                    what: UPGRADE,
+                    message: "the server accepted the upgrade, but the handshake failed".into(),
+                },
+            }
+        }
+        WsError::Protocol(e) => Error::Decode {
+            what: UPGRADE,
+            message: e.to_string(),
+        },
+        WsError::Io(e) if is_timeout(&e) => timed_out(TimeoutPhase::ResponseHead, limit),
+        other => Error::transport(true, other),
+    }
+}
+
+/// The connection under the WebSocket framing: plain TCP (loopback `ws://`) or TLS.
+enum Socket {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Socket {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Socket::Plain(tcp) => tcp,
+            Socket::Tls(tls) => tls.get_ref(),
+        }
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Socket::Plain(s) => s.read(buf),
+            Socket::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Socket::Plain(s) => s.write(buf),
+            Socket::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Socket::Plain(s) => s.flush(),
+            Socket::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// The verbs both core sessions share: the whole contract between a transport and a
+/// live protocol.
+trait Session: Send + 'static {
+    type Event;
+    fn handle_message(&mut self, message: WsMessage, now: Instant) -> Result<(), Error>;
+    fn poll_outgoing(&mut self) -> Option<WsMessage>;
+    fn poll_event(&mut self) -> Option<Self::Event>;
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    fn is_closed(&self) -> bool;
+}
+
+macro_rules! session {
+    ($session:ty, $event:ty) => {
+        impl Session for $session {
+            type Event = $event;
+            fn handle_message(&mut self, message: WsMessage, now: Instant) -> Result<(), Error> {
+                <$session>::handle_message(self, message, now)
+            }
+            fn poll_outgoing(&mut self) -> Option<WsMessage> {
+                <$session>::poll_outgoing(self)
+            }
+            fn poll_event(&mut self) -> Option<Self::Event> {
+                <$session>::poll_event(self)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$session>::poll_timeout(self)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$session>::handle_timeout(self, now)
+            }
+            fn is_closed(&self) -> bool {
+                <$session>::is_closed(self)
+            }
+        }
+    };
+}
+
+session!(TtsLiveSession, TtsLiveEvent);
+session!(SttLiveSession, SttLiveEvent);
+
+/// A core frame as a tungstenite message.
+fn to_tungstenite(message: WsMessage) -> Message {
+    match message {
+        WsMessage::Text(text) => Message::Text(text.into()),
+        WsMessage::Binary(data) => Message::Binary(data),
+        WsMessage::Ping(data) => Message::Ping(data),
+        WsMessage::Pong(data) => Message::Pong(data),
+        WsMessage::Close(frame) => Message::Close(frame.map(|f| WsCloseFrame {
+            code: f.code.into(),
+            reason: f.reason.into(),
+        })),
+    }
+}
+
+/// A tungstenite message as a core frame (`None` for a raw frame, which reading never
+/// yields).
+fn from_tungstenite(message: Message) -> Option<WsMessage> {
+    Some(match message {
+        Message::Text(text) => WsMessage::Text(text.as_str().to_owned()),
+        Message::Binary(data) => WsMessage::Binary(data),
+        Message::Ping(data) => WsMessage::Ping(data),
+        Message::Pong(data) => WsMessage::Pong(data),
+        Message::Close(frame) => {
+            WsMessage::Close(frame.map(|f| CloseFrame::new(u16::from(f.code), f.reason.as_str())))
+        }
+        Message::Frame(_) => return None,
+    })
+}
+
+/// Whether a read error is the connection ending without a close frame (reported as
+/// the session's `Closed` event without a code, not as an error).
+fn is_dropped(e: &WsError) -> bool {
+    match e {
+        WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => true,
+        WsError::Io(io) => matches!(
+            io.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::BrokenPipe
+        ),
+        _ => false,
+    }
+}
+
+/// A write failure as the SDK's error.
+fn write_error(e: WsError, idle: Option<Duration>) -> Error {
+    match e {
+        WsError::Io(io) if is_timeout(&io) => timed_out(TimeoutPhase::Idle, idle),
+        other => Error::transport(true, other),
+    }
+}
+
+/// The socket and the session, behind one lock.
+struct Driver<S> {
+    ws: WebSocket<Socket>,
+    session: S,
+    /// The TTS slot, held until the session closes.
+    permit: Option<TtsPermit>,
+    /// An error to hand out before the next event.
+    error: Option<Error>,
+    /// The limit on a stalled write.
+    idle: Option<Duration>,
+}
+
+impl<S: Session> Driver<S> {
+    /// Writes every frame the session has queued, in order, then flushes.
+    fn write_queued(&mut self) -> Result<(), Error> {
+        let mut wrote = false;
+        while let Some(frame) = self.session.poll_outgoing() {
+            self.ws
+                .write(to_tungstenite(frame))
+                .map_err(|e| write_error(e, self.idle))?;
+            wrote = true;
+        }
+        if wrote {
+            self.ws.flush().map_err(|e| write_error(e, self.idle))?;
+        }
+        Ok(())
+    }
+
+    /// One step of the receiver: an error or event if one is ready (`Some(None)`
+    /// once closed), else one bounded read (`None`: call again).
+    #[allow(clippy::option_option)]
+    fn step(&mut self) -> Option<Option<Result<S::Event, Error>>> {
+        if let Some(error) = self.error.take() {
+            return Some(Some(Err(error)));
+        }
+        if let Some(event) = self.session.poll_event() {
+            return Some(Some(Ok(event)));
+        }
+        if self.session.is_closed() {
+            self.permit = None;
+            return Some(None);
+        }
+        // Keepalive pings the session queued.
+        if let Err(e) = self.write_queued() {
+            self.fail(e);
+            return None;
+        }
+        let now = Instant::now();
+        let deadline = self.session.poll_timeout();
+        if deadline.is_some_and(|due| due <= now) {
+            self.session.handle_timeout(now);
+            return None;
+        }
+        let wait = deadline
+            .map_or(READ_SLICE, |due| {
+                due.saturating_duration_since(now).min(READ_SLICE)
+            })
+            .max(Duration::from_millis(1));
+        if let Err(e) = self.ws.get_ref().tcp().set_read_timeout(Some(wait)) {
+            self.fail(Error::transport(true, e));
+            return None;
+        }
+        match self.ws.read() {
+            Ok(message) => self.on_message(message),
+            Err(WsError::Io(e)) if is_timeout(&e) => {}
+            Err(e) if is_dropped(&e) => self.dropped(),
+            Err(e) => self.fail(Error::transport(true, e)),
+        }
+        None
+    }
+
+    fn on_message(&mut self, message: Message) {
+        let Some(message) = from_tungstenite(message) else {
+            return;
+        };
+        let close = matches!(message, WsMessage::Close(_));
+        if let Err(e) = self.session.handle_message(message, Instant::now()) {
+            self.error = Some(e);
+        }
+        if close {
+            // tungstenite queued the answer to the server's close: send it.
+            let _ = self.ws.flush();
+        }
+    }
+
+    /// The connection ended without a close frame: the session's `Closed` event.
+    fn dropped(&mut self) {
+        if let Err(e) = self
+            .session
+            .handle_message(WsMessage::Close(None), Instant::now())
+        {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    /// The connection failed: the error, then the session's `Closed` event.
+    fn fail(&mut self, error: Error) {
+        self.error = Some(error);
+        self.dropped();
+    }
+}
+
+/// What both halves share.
+struct Shared<S> {
+    driver: Mutex<Driver<S>>,
+    /// Senders waiting for the lock; the receiver steps aside for them.
+    waiting: AtomicUsize,
+}
+
+impl<S: Session> Shared<S> {
+    fn open(
+        ws: WebSocket<Socket>,
+        session: S,
+        permit: Option<TtsPermit>,
+        idle: Option<Duration>,
+    ) -> Arc<Self> {
+        Arc::new(Shared {
+            driver: Mutex::new(Driver {
+                ws,
+                session,
+                permit,
+                error: None,
+                idle,
+            }),
+            waiting: AtomicUsize::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Driver<S>> {
+        self.driver.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Locks for a sender, announcing it so that the receiver steps aside.
+    fn lock_for_send(&self) -> MutexGuard<'_, Driver<S>> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let guard = self.lock();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        guard
+    }
+
+    /// A sender verb: update the session, then write what it queued.
+    fn act<R>(&self, f: impl FnOnce(&mut S, Instant) -> Result<R, Error>) -> Result<R, Error> {
+        let mut driver = self.lock_for_send();
+        let out = f(&mut driver.session, Instant::now())?;
+        driver.write_queued()?;
+        Ok(out)
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
+        f(&mut self.lock_for_send().session)
+    }
+
+    /// The receiver: the next event, or `None` after the `Closed` event.
+    fn next(&self) -> Option<Result<S::Event, Error>> {
+        loop {
+            if let Some(item) = self.lock().step() {
+                return item;
+            }
+            // Let a waiting sender have the lock before reading again.
+            let mut spins = 0u32;
+            while self.waiting.load(Ordering::SeqCst) > 0 {
+                if spins < 64 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                spins = spins.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// A live TTS connection, from [`Client::tts_live`].
+///
+/// [`split`](Self::split) it to write text from one thread while another plays the
+/// audio; or use it whole from one thread (send, then [`recv`](Self::recv)): the
+/// sender's calls write directly, so nothing needs the receiver to run first.
+pub struct TtsLive {
+    sender: TtsLiveSender,
+    receiver: TtsLiveReceiver,
+}
+
+/// The writing half of a live TTS connection. Clones share the connection.
+#[derive(Clone)]
+pub struct TtsLiveSender {
+    shared: Arc<Shared<TtsLiveSession>>,
+}
+
+/// The reading half of a live TTS connection: an [`Iterator`] of [`TtsLiveEvent`]s
+/// that ends after the `Closed` event.
+pub struct TtsLiveReceiver {
+    shared: Arc<Shared<TtsLiveSession>>,
+}
+
+impl TtsLive {
+    /// The two halves, for two threads.
+    pub fn split(self) -> (TtsLiveSender, TtsLiveReceiver) {
+        (self.sender, self.receiver)
+    }
+
+    /// The writing half.
+    pub fn sender(&self) -> &TtsLiveSender {
+        &self.sender
+    }
+
+    /// Sends one piece of text of the current request (opening one if none is being
+    /// written); returns the request's index. See [`TtsLiveSender::send_text`].
+    pub fn send_text(&self, text: &str) -> Result<u64, Error> {
+        self.sender.send_text(text)
+    }
+
+    /// Forces synthesis of the text sent so far, keeping the request open.
+    pub fn flush(&self) -> Result<u64, Error> {
+        self.sender.flush()
+    }
+
+    /// Ends the request being written; its audio and `Complete` follow.
+    pub fn finish(&self) -> Result<u64, Error> {
+        self.sender.finish()
+    }
+
+    /// Sends `text` as a whole request (or as the last piece of the one being written).
+    pub fn speak(&self, text: &str) -> Result<u64, Error> {
+        self.sender.speak(text)
+    }
+
+    /// Starts closing the connection (close frame 1000).
+    pub fn close(&self) -> Result<(), Error> {
+        self.sender.close()
+    }
+
+    /// Turns keepalive pings on (`Some(interval)`) or off.
+    pub fn set_keepalive(&self, interval: Option<Duration>) {
+        self.sender.set_keepalive(interval);
+    }
+
+    /// The next event, or `None` after the `Closed` event.
+    pub fn recv(&mut self) -> Option<Result<TtsLiveEvent, Error>> {
+        self.receiver.recv()
+    }
+}
+
+impl TtsLiveSender {
+    /// Sends one piece of text of the current request (`"continue": true`), opening a
+    /// request if none is being written. Returns the request's index (0 for the first
+    /// request of the connection), which the events of its audio carry. An empty piece
+    /// sends nothing.
+    pub fn send_text(&self, text: &str) -> Result<u64, Error> {
+        self.shared.act(|s, now| s.send_text(text, now))
+    }
+
+    /// Forces synthesis of the text sent so far, keeping the request open.
+    pub fn flush(&self) -> Result<u64, Error> {
+        self.shared.act(|s, now| s.flush(now))
+    }
+
+    /// Ends the request being written (`"continue": false, "flush": true`): its audio
+    /// and `Complete` follow.
+    pub fn finish(&self) -> Result<u64, Error> {
+        self.shared.act(|s, now| s.finish_request(now))
+    }
+
+    /// Sends `text` as a whole request in one message, or as the last piece of the
+    /// request being written.
+    pub fn speak(&self, text: &str) -> Result<u64, Error> {
+        self.shared.act(|s, now| s.speak(text, now))
+    }
+
+    /// Starts closing the connection: sends a close frame (1000). The receiver then
+    /// ends with `Closed` ([`CloseReason::Normal`]) once the server answers.
+    pub fn close(&self) -> Result<(), Error> {
+        self.shared.act(|s, now| s.close(now))
+    }
+
+    /// Replaces the settings of the messages sent from now on (another voice or
+    /// model for the next request); the idle timeout keeps the upgrade's value.
+    pub fn set_config(&self, config: TtsLiveConfig) -> Result<(), Error> {
+        self.shared.with(|s| s.set_config(config))?;
+        Ok(())
+    }
+
+    /// Sends a WebSocket ping after every `interval` without client traffic; `None`
+    /// turns keepalive off. The pings are sent while the receiver is iterated.
+    /// Whether the server counts a ping against its idle timeout is not documented:
+    /// see [`smallest_core::tts_live`].
+    pub fn set_keepalive(&self, interval: Option<Duration>) {
+        self.shared.with(|s| s.set_keepalive(interval));
+    }
+
+    /// Requests sent and not yet completed.
+    pub fn open_requests(&self) -> usize {
+        self.shared.with(|s| s.open_requests())
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.with(|s| s.is_closed())
+    }
+}
+
+impl TtsLiveReceiver {
+    /// The next event, or `None` after the `Closed` event.
+    pub fn recv(&mut self) -> Option<Result<TtsLiveEvent, Error>> {
+        self.shared.next()
+    }
+}
+
+impl Iterator for TtsLiveReceiver {
+    type Item = Result<TtsLiveEvent, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.shared.next()
+    }
+}
+
+/// A live STT connection, from [`Client::stt_live`].
+///
+/// [`split`](Self::split) it to send audio from one thread while another reads the
+/// transcripts, or use it whole from one thread.
+pub struct SttLive {
+    sender: SttLiveSender,
+    receiver: SttLiveReceiver,
+}
+
+/// The writing half of a live STT connection. Clones share the connection.
+#[derive(Clone)]
+pub struct SttLiveSender {
+    shared: Arc<Shared<SttLiveSession>>,
+}
+
+/// The reading half of a live STT connection: an [`Iterator`] of [`SttLiveEvent`]s
+/// that ends after the `Closed` event.
+pub struct SttLiveReceiver {
+    shared: Arc<Shared<SttLiveSession>>,
+}
+
+impl SttLive {
+    /// The two halves, for two threads.
+    pub fn split(self) -> (SttLiveSender, SttLiveReceiver) {
+        (self.sender, self.receiver)
+    }
+
+    /// The writing half.
+    pub fn sender(&self) -> &SttLiveSender {
+        &self.sender
+    }
+
+    /// Sends audio (in the configured encoding and rate) as binary frames of at most
+    /// 4096 bytes.
+    pub fn send_audio(&self, audio: &[u8]) -> Result<(), Error> {
+        self.sender.send_audio(audio)
+    }
+
+    /// Asks for a final transcript of everything heard so far.
+    pub fn finalize(&self) -> Result<(), Error> {
+        self.sender.finalize()
+    }
+
+    /// Ends the stream: the last transcript (`is_last`) and a close 1000 follow.
+    pub fn close_stream(&self) -> Result<(), Error> {
+        self.sender.close_stream()
+    }
+
+    /// Abandons the stream with a close frame (1000).
+    pub fn close(&self) -> Result<(), Error> {
+        self.sender.close()
+    }
+
+    /// Turns keepalive pings on (`Some(interval)`) or off.
+    pub fn set_keepalive(&self, interval: Option<Duration>) {
+        self.sender.set_keepalive(interval);
+    }
+
+    /// The next event, or `None` after the `Closed` event.
+    pub fn recv(&mut self) -> Option<Result<SttLiveEvent, Error>> {
+        self.receiver.recv()
+    }
+}
+
+impl SttLiveSender {
+    /// Sends audio (in the configured encoding and rate) as binary frames of at most
+    /// 4096 bytes (opus packets as given). The caller paces real-time audio.
+    pub fn send_audio(&self, audio: &[u8]) -> Result<(), Error> {
+        let audio = Bytes::copy_from_slice(audio);
+        self.shared.act(|s, now| s.send_audio(audio, now))
+    }
+
+    /// Asks for a final transcript of everything heard so far (`{"type":"finalize"}`);
+    /// the stream stays open.
+    pub fn finalize(&self) -> Result<(), Error> {
+        self.shared.act(|s, now| s.finalize(now))
+    }
+
+    /// Ends the stream (`{"type":"close_stream"}`): the server flushes, sends the
+    /// terminal transcript (`is_last: true`) and closes (1000). No audio may follow.
+    pub fn close_stream(&self) -> Result<(), Error> {
+        self.shared.act(|s, now| s.close_stream(now))
+    }
+
+    /// Abandons the stream: a close frame (1000) without waiting for the remaining
+    /// transcripts. Prefer [`close_stream`](Self::close_stream).
+    pub fn close(&self) -> Result<(), Error> {
+        self.shared.act(|s, now| s.close(now))
+    }
+
+    /// Sends a WebSocket ping after every `interval` without client traffic; `None`
+    /// turns keepalive off. The pings are sent while the receiver is iterated.
+    pub fn set_keepalive(&self, interval: Option<Duration>) {
+        self.shared.with(|s| s.set_keepalive(interval));
+    }
+
+    /// Whether the terminal `is_last` transcript has arrived.
+    pub fn is_finished(&self) -> bool {
+        self.shared.with(|s| s.is_finished())
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.with(|s| s.is_closed())
+    }
+}
+
+impl SttLiveReceiver {
+    /// The next event, or `None` after the `Closed` event.
+    pub fn recv(&mut self) -> Option<Result<SttLiveEvent, Error>> {
+        self.shared.next()
+    }
+}
+
+impl Iterator for SttLiveReceiver {
+    type Item = Result<SttLiveEvent, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.shared.next()
+    }
+}
+
+macro_rules! debug_impls {
+    ($($ty:ident),*) => {$(
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty)).finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+
+debug_impls!(
+    TtsLive,
+    TtsLiveSender,
+    TtsLiveReceiver,
+    SttLive,
+    SttLiveSender,
+    SttLiveReceiver
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_translate_both_ways() {
+        let frames = [
+            WsMessage::Text("{\"a\":1}".into()),
+            WsMessage::Binary(Bytes::from_static(&[1, 2, 3])),
+            WsMessage::Ping(Bytes::from_static(b"p")),
+            WsMessage::Pong(Bytes::new()),
+            WsMessage::Close(None),
+            WsMessage::Close(Some(CloseFrame::new(1008, "too many sessions"))),
+        ];
+        for frame in frames {
+            assert_eq!(from_tungstenite(to_tungstenite(frame.clone())), Some(frame));
+        }
+    }
+
+    #[test]
+    fn a_connection_ending_without_close_is_not_an_error() {
+        assert!(is_dropped(&WsError::ConnectionClosed));
+        assert!(is_dropped(&WsError::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake
+        )));
+        assert!(is_dropped(&WsError::Io(
+            io::ErrorKind::ConnectionReset.into()
+        )));
+        assert!(!is_dropped(&WsError::Protocol(
+            ProtocolError::ReceivedAfterClosing
+        )));
+    }
+
+    #[test]
+    fn a_refused_upgrade_is_the_servers_error() {
+        let key = [7u8; 16];
+        let response = http::Response::builder()
+            .status(401)
+            .body(Some(br#"{"message":"Invalid API key"}"#.to_vec()))
+            .unwrap();
+        let e = upgrade_error(WsError::Http(Box::new(response)), key, None);
+        assert!(e.is_auth(), "{e:?}");
+        let e = upgrade_error(
+            WsError::Io(io::ErrorKind::WouldBlock.into()),
+            key,
+            Some(Duration::from_secs(3)),
+        );
+        assert!(
+            matches!(
+                e,
+                Error::Timeout {
+                    phase: TimeoutPhase::ResponseHead,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn tls_roots_include_the_extra_ones() {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        assert!(tls_config(&[cert.cert.der().to_vec()]).is_ok());
+        let err = tls_config(&[vec![0x30, 0x03, 0x01, 0x02]]).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,304 @@
+//! WebSocket glue shared by the live routes (`/waves/v1/tts/live`, `/waves/v1/stt/live` and the
+//! legacy `/waves/v1/pulse/get_text`): recognising an upgrade request, answering `101 Switching
+//! Protocols` with the computed `Sec-WebSocket-Accept`, running a session on the connection hyper
+//! hands over, per-key connection counters, and the shutdown signal that closes open sessions.
+//!
+//! Only the HTTP/1.1 upgrade is served (what every client uses); TLS, when on, was already
+//! terminated by the server's acceptor, so sessions see plain bytes either way.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use http::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+
+use crate::body::{Body, full};
+use crate::errors;
+
+/// A server-side WebSocket on an upgraded connection.
+pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// How long a closing session waits for the client's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// The WebSocket options of the builder, frozen at start.
+#[derive(Debug, Clone)]
+pub(crate) struct WsSettings {
+    /// Wait before `complete` on the TTS socket when the client did not send
+    /// `complete_backoff_ms` (the real service: 4 s; the emulator's default: none).
+    pub(crate) complete_backoff: Duration,
+    /// Whether the TTS socket is closed after each `complete` (API.md §11 #11).
+    pub(crate) close_after_complete: bool,
+    /// Live STT sessions allowed per key; the next one is accepted, then closed with `1008`.
+    pub(crate) stt_limit: usize,
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        Self {
+            complete_backoff: Duration::ZERO,
+            close_after_complete: false,
+            stt_limit: 100,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Open connections per key, of one kind.
+#[derive(Default, Clone)]
+struct Counter(Arc<Mutex<HashMap<String, usize>>>);
+
+impl Counter {
+    fn try_open(&self, key: &str, limit: usize) -> Option<Lease> {
+        let mut open = lock(&self.0);
+        let count = open.entry(key.to_owned()).or_insert(0);
+        if *count >= limit {
+            if *count == 0 {
+                open.remove(key);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(Lease {
+            counter: self.clone(),
+            key: key.to_owned(),
+        })
+    }
+}
+
+/// One open connection of a key; dropping it frees its place, however the session ended.
+pub(crate) struct Lease {
+    counter: Counter,
+    key: String,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut open = lock(&self.counter.0);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Live WebSocket sessions of one emulator: per-key counts and the shutdown signal.
+pub(crate) struct Hub {
+    /// `true` once the server stops. Every session holds a receiver, so the sender also tells
+    /// when the last session is gone.
+    shutdown: watch::Sender<bool>,
+    tts: Counter,
+    stt: Counter,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            shutdown: watch::Sender::new(false),
+            tts: Counter::default(),
+            stt: Counter::default(),
+        }
+    }
+}
+
+impl Hub {
+    /// Takes a place among the key's TTS sockets, if fewer than `limit` are open.
+    pub(crate) fn try_open_tts(&self, key: &str, limit: usize) -> Option<Lease> {
+        self.tts.try_open(key, limit)
+    }
+
+    /// Takes a place among the key's live STT sessions, if fewer than `limit` are open.
+    pub(crate) fn try_open_stt(&self, key: &str, limit: usize) -> Option<Lease> {
+        self.stt.try_open(key, limit)
+    }
+
+    /// A receiver that turns `true` when the server shuts down.
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Tells every open session to close (`1001 Going Away`).
+    pub(crate) fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once every session has ended.
+    pub(crate) async fn closed(&self) {
+        self.shutdown.closed().await;
+    }
+}
+
+/// Whether any comma-separated value of header `name` is `token` (case-insensitive).
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Whether the request asks for a WebSocket: `GET` with `Upgrade: websocket`.
+pub(crate) fn is_upgrade(parts: &Parts) -> bool {
+    parts.method == Method::GET && has_token(&parts.headers, UPGRADE, "websocket")
+}
+
+fn bad_handshake(status: StatusCode, message: &str) -> Response<Body> {
+    let error = status.canonical_reason().unwrap_or("Bad Request");
+    errors::json(status, &json!({ "error": error, "message": message }))
+}
+
+/// `426` for a plain request to a WebSocket-only path.
+pub(crate) fn upgrade_required() -> Response<Body> {
+    let mut resp = bad_handshake(
+        StatusCode::UPGRADE_REQUIRED,
+        "This endpoint only accepts WebSocket connections: send a GET with `Connection: Upgrade` \
+         and `Upgrade: websocket` over HTTP/1.1.",
+    );
+    resp.headers_mut()
+        .insert(UPGRADE, HeaderValue::from_static("websocket"));
+    resp
+}
+
+/// A checked upgrade request, ready to be accepted.
+pub(crate) struct Handshake {
+    accept_key: HeaderValue,
+    on_upgrade: OnUpgrade,
+}
+
+impl Handshake {
+    /// Checks the RFC 6455 handshake headers of an upgrade request.
+    pub(crate) fn check(parts: &Parts) -> Result<Self, Box<Response<Body>>> {
+        if !has_token(&parts.headers, CONNECTION, "upgrade") {
+            return Err(Box::new(bad_handshake(
+                StatusCode::BAD_REQUEST,
+                "A WebSocket handshake needs `Connection: Upgrade`.",
+            )));
+        }
+        let version_ok = parts
+            .headers
+            .get(SEC_WEBSOCKET_VERSION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "13");
+        if !version_ok {
+            let mut resp = bad_handshake(
+                StatusCode::UPGRADE_REQUIRED,
+                "Unsupported WebSocket version: send `Sec-WebSocket-Version: 13`.",
+            );
+            resp.headers_mut()
+                .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            return Err(Box::new(resp));
+        }
+        let key = parts
+            .headers
+            .get(SEC_WEBSOCKET_KEY)
+            .map(|k| k.as_bytes())
+            .filter(|k| !k.is_empty() && k.len() <= 64);
+        let Some(key) = key else {
+            return Err(Box::new(bad_handshake(
+                StatusCode::BAD_REQUEST,
+                "A WebSocket handshake needs a `Sec-WebSocket-Key`.",
+            )));
+        };
+        let accept_key = HeaderValue::from_str(&derive_accept_key(key)).map_err(|_| {
+            Box::new(bad_handshake(
+                StatusCode::BAD_REQUEST,
+                "Invalid `Sec-WebSocket-Key`.",
+            ))
+        })?;
+        // Present on HTTP/1.1 connections served with upgrades; absent on HTTP/2.
+        let Some(on_upgrade) = parts.extensions.get::<OnUpgrade>().cloned() else {
+            return Err(Box::new(upgrade_required()));
+        };
+        Ok(Self {
+            accept_key,
+            on_upgrade,
+        })
+    }
+
+    /// Answers `101 Switching Protocols` and runs `session` on the WebSocket once hyper has handed
+    /// the connection over. Whatever `session` captures (leases included) lives until it ends.
+    pub(crate) fn accept<F, Fut>(self, config: WebSocketConfig, session: F) -> Response<Body>
+    where
+        F: FnOnce(Socket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let on_upgrade = self.on_upgrade;
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
+            let socket = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            session(socket).await;
+        });
+        let mut resp = Response::new(full(bytes::Bytes::new()));
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = resp.headers_mut();
+        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(SEC_WEBSOCKET_ACCEPT, self.accept_key);
+        resp
+    }
+}
+
+/// Limits of one socket's incoming messages.
+pub(crate) fn config(max_message: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+}
+
+/// Sends `value` as a JSON text frame. `Err` means the connection is gone.
+pub(crate) async fn send_json<T: Serialize + ?Sized>(
+    socket: &mut Socket,
+    value: &T,
+) -> Result<(), ()> {
+    let text = serde_json::to_string(value).map_err(|_| ())?;
+    socket.send(Message::text(text)).await.map_err(|_| ())
+}
+
+/// Sends a close frame and waits (briefly) for the client's, reading and dropping anything else.
+pub(crate) async fn close(socket: &mut Socket, code: CloseCode, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(_)) = socket.next().await {}
+    })
+    .await;
+}
+
+/// Waits until `signal` reads `true` (or its sender is gone).
+pub(crate) async fn shut_down(signal: &mut watch::Receiver<bool>) {
+    let _ = signal.wait_for(|stop| *stop).await;
+}
