@@ -14,8 +14,9 @@ use std::fmt;
 use bytes::Bytes;
 use smallest_core::retry::RetryPolicy;
 use smallest_core::{
-    ApiKey, Audio, Config, Endpoint, Error, HealthStatus, LegacyTranscribeRequest,
-    TranscribeRequest, Transcription, TtsRequest,
+    ApiKey, Audio, CatalogVoice, ClonedVoice, Config, CreateDict, CreateVoiceClone, DeleteDict,
+    DeletedDict, Endpoint, Error, HealthStatus, LegacyTranscribeRequest, PronunciationDict,
+    TranscribeRequest, Transcription, TtsRequest, UpdateDict, Voice, VoiceClone,
 };
 use smallest_emulator::{EmulatorBuilder, RunningEmulator};
 
@@ -41,6 +42,22 @@ pub trait Api: Send + Sync {
     fn call(&self, call: &RawCall) -> Result<http::Response<Bytes>, Error>;
     /// The client's `Debug` output.
     fn client_debug(&self) -> String;
+    /// The voices, the catalog, clones and pronunciation dictionaries.
+    fn voices(&self) -> Result<Vec<Voice>, Error>;
+    /// `GET /waves/v1/voice/get-all-models`.
+    fn voice_catalog(&self) -> Result<Vec<CatalogVoice>, Error>;
+    /// `POST /waves/v1/voice-cloning`.
+    fn create_voice_clone(&self, request: &CreateVoiceClone) -> Result<VoiceClone, Error>;
+    /// `GET /waves/v1/voice-cloning`.
+    fn list_voice_clones(&self) -> Result<Vec<ClonedVoice>, Error>;
+    /// `GET /waves/v1/pronunciation-dicts`.
+    fn list_dicts(&self) -> Result<Vec<PronunciationDict>, Error>;
+    /// `POST /waves/v1/pronunciation-dicts`.
+    fn create_dict(&self, request: &CreateDict) -> Result<PronunciationDict, Error>;
+    /// `PUT /waves/v1/pronunciation-dicts`.
+    fn update_dict(&self, request: &UpdateDict) -> Result<PronunciationDict, Error>;
+    /// `DELETE /waves/v1/pronunciation-dicts`.
+    fn delete_dict(&self, request: &DeleteDict) -> Result<DeletedDict, Error>;
 }
 
 /// A request the SDK has no operation for (a retired or unknown route), sent through
@@ -113,6 +130,31 @@ impl Api for HyperApi {
     fn client_debug(&self) -> String {
         format!("{:?}", self.client)
     }
+    fn voices(&self) -> Result<Vec<Voice>, Error> {
+        self.runtime.block_on(self.client.voices())
+    }
+    fn voice_catalog(&self) -> Result<Vec<CatalogVoice>, Error> {
+        self.runtime.block_on(self.client.voice_catalog())
+    }
+    fn create_voice_clone(&self, request: &CreateVoiceClone) -> Result<VoiceClone, Error> {
+        self.runtime
+            .block_on(self.client.create_voice_clone(request))
+    }
+    fn list_voice_clones(&self) -> Result<Vec<ClonedVoice>, Error> {
+        self.runtime.block_on(self.client.list_voice_clones())
+    }
+    fn list_dicts(&self) -> Result<Vec<PronunciationDict>, Error> {
+        self.runtime.block_on(self.client.list_dicts())
+    }
+    fn create_dict(&self, request: &CreateDict) -> Result<PronunciationDict, Error> {
+        self.runtime.block_on(self.client.create_dict(request))
+    }
+    fn update_dict(&self, request: &UpdateDict) -> Result<PronunciationDict, Error> {
+        self.runtime.block_on(self.client.update_dict(request))
+    }
+    fn delete_dict(&self, request: &DeleteDict) -> Result<DeletedDict, Error> {
+        self.runtime.block_on(self.client.delete_dict(request))
+    }
 }
 
 /// The blocking client.
@@ -141,6 +183,30 @@ impl Api for BlockingApi {
     }
     fn client_debug(&self) -> String {
         format!("{:?}", self.client)
+    }
+    fn voices(&self) -> Result<Vec<Voice>, Error> {
+        self.client.voices()
+    }
+    fn voice_catalog(&self) -> Result<Vec<CatalogVoice>, Error> {
+        self.client.voice_catalog()
+    }
+    fn create_voice_clone(&self, request: &CreateVoiceClone) -> Result<VoiceClone, Error> {
+        self.client.create_voice_clone(request)
+    }
+    fn list_voice_clones(&self) -> Result<Vec<ClonedVoice>, Error> {
+        self.client.list_voice_clones()
+    }
+    fn list_dicts(&self) -> Result<Vec<PronunciationDict>, Error> {
+        self.client.list_dicts()
+    }
+    fn create_dict(&self, request: &CreateDict) -> Result<PronunciationDict, Error> {
+        self.client.create_dict(request)
+    }
+    fn update_dict(&self, request: &UpdateDict) -> Result<PronunciationDict, Error> {
+        self.client.update_dict(request)
+    }
+    fn delete_dict(&self, request: &DeleteDict) -> Result<DeletedDict, Error> {
+        self.client.delete_dict(request)
     }
 }
 

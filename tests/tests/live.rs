@@ -340,15 +340,9 @@ fn finalize_asks_for_a_final_of_what_was_heard() {
 #[test]
 fn over_the_stt_session_limit_the_server_closes_with_1008() {
     on_every_live_transport(emulator().stt_ws_limit(1), LIMIT, |s| {
-        let (first_tx, mut first_rx) = s
-            .api
-            .stt_live(SttLiveConfig::new(SttLanguage::En))
-            .unwrap();
+        let (first_tx, mut first_rx) = s.api.stt_live(SttLiveConfig::new(SttLanguage::En)).unwrap();
         // The session over the limit is accepted, then closed by policy.
-        let (_tx, mut rx) = s
-            .api
-            .stt_live(SttLiveConfig::new(SttLanguage::En))
-            .unwrap();
+        let (_tx, mut rx) = s.api.stt_live(SttLiveConfig::new(SttLanguage::En)).unwrap();
         let events = rest_stt(s, rx.as_mut());
         match events.last() {
             Some(SttLiveEvent::Closed {
@@ -385,7 +379,8 @@ fn upgrade_faults_are_api_errors_and_time_limits() {
         for index in 0..2 {
             let emulator = emulator.clone();
             within(LIMIT, move || {
-                let apis = live_clients_with(&emulator, smallest_tests::KEY, Duration::from_secs(1));
+                let apis =
+                    live_clients_with(&emulator, smallest_tests::KEY, Duration::from_secs(1));
                 let api = apis[index].as_ref();
                 let s = LiveSetup {
                     api,
@@ -411,8 +406,11 @@ fn upgrade_faults_are_api_errors_and_time_limits() {
                 assert_eq!(api.tts_slots_available(), 1, "{s}");
 
                 emulator.inject(
-                    FaultRule::new("/waves/v1/stt/live", Fault::StallHead(Duration::from_secs(3)))
-                        .times(1),
+                    FaultRule::new(
+                        "/waves/v1/stt/live",
+                        Fault::StallHead(Duration::from_secs(3)),
+                    )
+                    .times(1),
                 );
                 match api.stt_live(SttLiveConfig::new(SttLanguage::En)) {
                     Err(Error::Timeout { phase, limit }) => {
@@ -467,6 +465,7 @@ fn a_connection_dropped_without_a_close_frame_is_a_closed_event_without_status()
         s.emulator.inject(
             FaultRule::new("/waves/v1/stt/live", Fault::ResetMidBody { after_bytes: 0 }).times(1),
         );
+        eprintln!("{s}: connecting");
         let result = s.api.stt_live(SttLiveConfig::new(SttLanguage::En));
         eprintln!("{s}: {:?}", result.as_ref().map(|_| ()));
         if let Ok((_tx, mut rx)) = result {

@@ -441,6 +441,60 @@ impl Client {
         self.send(request)
     }
 
+    /// `GET /waves/v1/lightning-v3.1/get_voices`: the voices of the default model
+    /// (standard and Pro catalogs, plus your clones). Filter them with
+    /// [`VoiceFilter`](smallest_core::VoiceFilter); other models via [`send`](Self::send)
+    /// with a [`GetVoices`].
+    pub fn voices(&self) -> Result<Vec<Voice>, Error> {
+        self.send(&GetVoices::default())
+    }
+
+    /// `GET /waves/v1/voice/get-all-models`: the voice catalog with audio previews.
+    pub fn voice_catalog(&self) -> Result<Vec<CatalogVoice>, Error> {
+        self.send(&GetVoiceCatalog)
+    }
+
+    /// `POST /waves/v1/voice-cloning`: creates an instant voice clone from a 5–15 s
+    /// recording. A fresh random multipart boundary is chosen when the request has none.
+    /// (There is no API-key delete for clones: remove them in the console.)
+    pub fn create_voice_clone(&self, request: &CreateVoiceClone) -> Result<VoiceClone, Error> {
+        if request.boundary.is_some() {
+            return self.send(request);
+        }
+        let mut random = [0u8; 16];
+        random[..8].copy_from_slice(&entropy().to_le_bytes());
+        random[8..].copy_from_slice(&entropy().to_le_bytes());
+        let request = request
+            .clone()
+            .boundary(smallest_core::cloning::boundary_from_random(random));
+        self.send(&request)
+    }
+
+    /// `GET /waves/v1/voice-cloning`: the clones of your organization.
+    pub fn list_voice_clones(&self) -> Result<Vec<ClonedVoice>, Error> {
+        self.send(&ListVoiceClones)
+    }
+
+    /// `GET /waves/v1/pronunciation-dicts`: your pronunciation dictionaries.
+    pub fn list_dicts(&self) -> Result<Vec<PronunciationDict>, Error> {
+        self.send(&ListDicts)
+    }
+
+    /// `POST /waves/v1/pronunciation-dicts`: creates a dictionary.
+    pub fn create_dict(&self, request: &CreateDict) -> Result<PronunciationDict, Error> {
+        self.send(request)
+    }
+
+    /// `PUT /waves/v1/pronunciation-dicts`: replaces a dictionary's items.
+    pub fn update_dict(&self, request: &UpdateDict) -> Result<PronunciationDict, Error> {
+        self.send(request)
+    }
+
+    /// `DELETE /waves/v1/pronunciation-dicts`: deletes a dictionary.
+    pub fn delete_dict(&self, request: &DeleteDict) -> Result<DeletedDict, Error> {
+        self.send(request)
+    }
+
     /// `GET /waves/v1/health` (needs no key). A `503` with the documented body is an
     /// unhealthy [`HealthStatus`], not an error.
     pub fn health(&self) -> Result<HealthStatus, Error> {

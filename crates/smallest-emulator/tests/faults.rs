@@ -462,3 +462,70 @@ async fn control_endpoint_round_trip() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn resets_work_under_tls_and_http2() {
+    use std::sync::Arc;
+
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    bounded(async {
+        let emu = Emulator::builder()
+            .key(KEY)
+            .tls(true)
+            .start()
+            .await
+            .expect("start");
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(emu.ca_certificate_der().expect("CA").into())
+            .expect("CA certificate");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only()
+            .enable_http2()
+            .build();
+        let client: Client<_, http_body_util::Full<bytes::Bytes>> =
+            Client::builder(TokioExecutor::new()).build(connector);
+        let url = format!("{}{HEALTH}", emu.base_url());
+        let get = || {
+            let req = http::Request::get(url.as_str())
+                .body(http_body_util::Full::default())
+                .expect("request");
+            client.request(req)
+        };
+
+        emu.inject(FaultRule::new(HEALTH, Fault::ResetBeforeHead).times(1));
+        assert!(get().await.is_err());
+
+        emu.inject(FaultRule::new(HEALTH, Fault::ResetMidBody { after_bytes: 10 }).times(1));
+        let resp = get().await.expect("head");
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut body = resp.into_body();
+        let mut got = 0;
+        let error = loop {
+            match body.frame().await {
+                Some(Ok(frame)) => got += frame.data_ref().map_or(0, |d| d.len()),
+                Some(Err(e)) => break Some(e),
+                None => break None,
+            }
+        };
+        assert!(error.is_some());
+        assert!(got <= 10, "{got}");
+
+        // The client reconnects and is served normally.
+        let resp = get().await.expect("head");
+        assert_eq!(resp.status(), StatusCode::OK);
+        emu.shutdown_gracefully().await;
+    })
+    .await;
+}
