@@ -211,3 +211,70 @@ fn the_emulator_command_prints_its_base_url_first() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("ok"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn voices_clones_and_dictionaries_from_the_command_line() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let dir = workdir("manage");
+    let run = |args: &[&str]| {
+        let out = smallest(&dir, Some(&emulator), Some(KEY), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+
+    let table = run(&["voices", "--language", "hindi", "--gender", "female"]);
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("ID") && header.contains("LANGUAGES"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .skip(1)
+            .all(|l| l.contains("female") && l.contains("hindi")),
+        "{table}"
+    );
+    assert!(table.lines().count() > 1, "{table}");
+
+    run(&[
+        "tts",
+        "My voice sample.",
+        "-o",
+        "sample.wav",
+        "--sample-rate",
+        "16000",
+    ]);
+    let clone_id = run(&[
+        "clone",
+        "create",
+        "sample.wav",
+        "--name",
+        "Mine",
+        "--language",
+        "en",
+    ]);
+    assert!(clone_id.starts_with("voice_"), "{clone_id}");
+    assert!(run(&["clone", "list"]).contains(&clone_id));
+    run(&["tts", "Cloned.", "-o", "cloned.wav", "--voice", &clone_id]);
+
+    let dict_id = run(&["dicts", "create", "mysql=my-sequel"]);
+    assert!(run(&["dicts", "list"]).contains("mysql=my-sequel"));
+    std::fs::write(
+        dir.join("items.json"),
+        r#"[{"word": "mysql", "pronunciation": "my-s-q-l"}]"#,
+    )
+    .unwrap();
+    run(&["dicts", "update", &dict_id, "--file", "items.json"]);
+    assert!(run(&["dicts", "list"]).contains("mysql=my-s-q-l"));
+    run(&["dicts", "delete", &dict_id]);
+    assert!(!run(&["dicts", "list"]).contains(&dict_id));
+
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["dicts", "create", "no-equals-sign"],
+    );
+    assert!(!out.status.success() && text(&out.stderr).contains("word=pronunciation"));
+}
