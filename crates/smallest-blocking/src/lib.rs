@@ -504,6 +504,7 @@ impl Client {
     /// Sends a prepared request (see [`smallest_core::prepare`]) and reads the whole
     /// response, whatever its status, within the time limits.
     pub fn execute(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error> {
+        refuse_if_trace_would_log_the_key(request.headers())?;
         let limits = &self.inner.timeouts;
         let (parts, body) = request.into_parts();
         let bodiless = body.is_empty() && matches!(parts.method, Method::GET | Method::HEAD);
@@ -935,4 +936,26 @@ mod tests {
             Stage::Exchange
         ));
     }
+}
+
+/// The log target under which ureq-proto hex-dumps every request head it writes,
+/// `Authorization` included, at TRACE level.
+const UREQ_PROTO_DUMP_TARGET: &str = "ureq_proto::util";
+
+/// Refuses to send a request that carries the key while the process logger would
+/// record ureq-proto's TRACE dump of the raw request head: that dump would put the API
+/// key into the log. Turning a silent leak into an error that names the fix is the
+/// only safe choice a library has; every other target may log at TRACE freely.
+pub(crate) fn refuse_if_trace_would_log_the_key(headers: &http::HeaderMap) -> Result<(), Error> {
+    if headers.contains_key(http::header::AUTHORIZATION)
+        && log::log_enabled!(target: UREQ_PROTO_DUMP_TARGET, log::Level::Trace)
+    {
+        return Err(Error::Config(
+            "refusing to send the API key: the logger records TRACE output of `ureq_proto`, \
+             which dumps raw request bytes including the Authorization header; lower that \
+             target to DEBUG (e.g. RUST_LOG=trace,ureq_proto=debug) or use smallest-hyper"
+                .into(),
+        ));
+    }
+    Ok(())
 }
