@@ -147,12 +147,18 @@ pub fn is_retryable(error: &Error) -> bool {
     }
 }
 
-/// A 429 that no amount of waiting fixes soon: quota, credits, plan or trial limits.
+/// A 429 that no amount of waiting fixes soon: quota, credits, billing or trial limits.
+/// A body that speaks of concurrency or a rate is a momentary limit, whatever else it
+/// suggests (e.g. "raise the plan's concurrency").
 fn is_plan_refusal(e: &ApiError) -> bool {
     let text = format!("{} {}", e.code().unwrap_or_default(), e.message()).to_ascii_lowercase();
-    ["quota", "credit", "plan", "trial", "upgrade", "billing"]
+    let momentary = ["concurren", "rate limit", "too many requests", "retry"]
         .iter()
-        .any(|word| text.contains(word))
+        .any(|word| text.contains(word));
+    !momentary
+        && ["quota", "credit", "trial", "upgrade", "billing", "exhausted"]
+            .iter()
+            .any(|word| text.contains(word))
 }
 
 #[cfg(test)]
