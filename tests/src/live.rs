@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use smallest_core::TtsRequest;
 use smallest_core::retry::RetryPolicy;
-use smallest_core::{Audio, Error, SttLiveConfig, SttLiveEvent, TtsLiveConfig, TtsLiveEvent};
+use smallest_core::{
+    Audio, Config, Error, SttLiveConfig, SttLiveEvent, TtsLiveConfig, TtsLiveEvent,
+};
 use smallest_emulator::{EmulatorBuilder, RunningEmulator};
 use tokio::runtime::{Handle, Runtime};
 
@@ -252,11 +254,24 @@ pub fn live_clients_with(
     key: &str,
     limit: Duration,
 ) -> Vec<Box<dyn LiveApi>> {
-    let ca = emulator.ca_certificate_der();
-    let mut hyper = smallest_hyper::Client::builder(config_for(emulator, key))
+    live_clients_for_config(
+        config_for(emulator, key),
+        emulator.ca_certificate_der(),
+        limit,
+    )
+}
+
+/// Both clients for `config`, trusting `ca` when given, with retries off and `limit`
+/// as the response limit.
+pub fn live_clients_for_config(
+    config: Config,
+    ca: Option<Vec<u8>>,
+    limit: Duration,
+) -> Vec<Box<dyn LiveApi>> {
+    let mut hyper = smallest_hyper::Client::builder(config.clone())
         .retry_policy(RetryPolicy::none())
         .response_timeout(limit);
-    let mut blocking = smallest_blocking::Client::builder(config_for(emulator, key))
+    let mut blocking = smallest_blocking::Client::builder(config)
         .retry_policy(RetryPolicy::none())
         .response_timeout(limit);
     if let Some(der) = ca {

@@ -458,21 +458,116 @@ fn an_emulator_going_away_closes_the_session_with_its_code() {
     }
 }
 
+/// A one-connection WebSocket server on loopback that accepts the upgrade, writes
+/// `frames` (raw server frames) and then drops the TCP connection without a close frame:
+/// a failure the emulator has no fault for.
+fn dropping_server(frames: Vec<u8>) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            tcp.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap();
+        let accept = smallest_core::ws::accept_key(&key);
+        write!(
+            tcp,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .unwrap();
+        tcp.write_all(&frames).unwrap();
+        tcp.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    });
+    (port, server)
+}
+
+fn clients_for_port(port: u16) -> Vec<Box<dyn smallest_tests::live::LiveApi>> {
+    use smallest_tests::live::live_clients_for_config;
+    let config =
+        smallest_core::Config::new(smallest_core::ApiKey::new(smallest_tests::KEY).unwrap())
+            .with_base_url(&format!("http://127.0.0.1:{port}"))
+            .unwrap();
+    live_clients_for_config(config, None, Duration::from_secs(10))
+}
+
 #[test]
 fn a_connection_dropped_without_a_close_frame_is_a_closed_event_without_status() {
-    use smallest_emulator::{Fault, FaultRule};
-    on_every_live_transport(emulator(), LIMIT, |s| {
-        s.emulator.inject(
-            FaultRule::new("/waves/v1/stt/live", Fault::ResetMidBody { after_bytes: 0 }).times(1),
-        );
-        eprintln!("{s}: connecting");
-        let result = s.api.stt_live(SttLiveConfig::new(SttLanguage::En));
-        eprintln!("{s}: {:?}", result.as_ref().map(|_| ()));
-        if let Ok((_tx, mut rx)) = result {
-            while let Some(e) = rx.recv() {
-                eprintln!("{s}: {e:?}");
+    // One transcript frame (FIN + text, unmasked, short length), then the TCP
+    // connection ends.
+    const TEXT: &str = r#"{"type":"transcription","transcript":"Hi","is_final":true}"#;
+    let mut frame = vec![0x81, u8::try_from(TEXT.len()).unwrap()];
+    frame.extend_from_slice(TEXT.as_bytes());
+    for index in 0..2 {
+        let frame = frame.clone();
+        within(LIMIT, move || {
+            let (port, server) = dropping_server(frame);
+            let apis = clients_for_port(port);
+            let api = apis[index].as_ref();
+            let (_tx, mut rx) = api.stt_live(SttLiveConfig::new(SttLanguage::En)).unwrap();
+            let mut events = Vec::new();
+            while let Some(event) = rx.recv() {
+                events.push(event.unwrap_or_else(|e| panic!("{}: {e:?}", api.name())));
             }
-        }
-        s.emulator.clear_faults();
-    });
+            server.join().unwrap();
+            assert!(
+                matches!(&events[..], [
+                    SttLiveEvent::Transcript(t),
+                    SttLiveEvent::Closed { code: None, outcome: CloseOutcome::NoStatus, after_last: false, .. },
+                ] if t.text == "Hi"),
+                "{}: {events:?}",
+                api.name()
+            );
+        });
+    }
+}
+
+#[test]
+fn a_broken_frame_is_a_transport_error_then_the_closed_event() {
+    // A frame with a reserved opcode: a WebSocket protocol violation.
+    for index in 0..2 {
+        within(LIMIT, move || {
+            let (port, server) = dropping_server(vec![0x83, 0x00]);
+            let apis = clients_for_port(port);
+            let api = apis[index].as_ref();
+            let (_tx, mut rx) = api.stt_live(SttLiveConfig::new(SttLanguage::En)).unwrap();
+            let mut events = Vec::new();
+            while let Some(event) = rx.recv() {
+                events.push(event);
+            }
+            server.join().unwrap();
+            assert!(
+                matches!(
+                    &events[..],
+                    [
+                        Err(Error::Transport {
+                            request_sent: true,
+                            ..
+                        }),
+                        Ok(SttLiveEvent::Closed {
+                            code: None,
+                            outcome: CloseOutcome::NoStatus,
+                            ..
+                        }),
+                    ]
+                ),
+                "{}: {events:?}",
+                api.name()
+            );
+        });
+    }
 }

@@ -884,7 +884,7 @@ const GIB: u64 = 1 << 30;
 const UPLOAD_BYTES: u64 = 200 * 1000 * 1000;
 
 /// The child's peak memory may not exceed this: far below what it moves.
-const MAX_PEAK_RSS_KIB: u64 = 128 * 1024;
+const MAX_PEAK_RSS_KIB: u64 = 64 * 1024;
 
 const CHILD_ENV: &str = "SMALLEST_MEMORY_CHILD";
 

@@ -129,7 +129,6 @@ pub use smallest_core::{
 };
 
 mod stream;
-mod wav_sizes;
 pub use stream::{AudioReader, AudioStream, Progress, ProgressHook};
 
 /// The default limit on opening a connection (DNS, TCP and TLS).
@@ -443,7 +442,7 @@ impl Client {
 
     /// `GET /waves/v1/lightning-v3.1/get_voices`: the voices of the default model
     /// (standard and Pro catalogs, plus your clones). Filter them with
-    /// [`VoiceFilter`](smallest_core::VoiceFilter); other models via [`send`](Self::send)
+    /// [`VoiceFilter`]; other models via [`send`](Self::send)
     /// with a [`GetVoices`].
     pub fn voices(&self) -> Result<Vec<Voice>, Error> {
         self.send(&GetVoices::default())
@@ -838,6 +837,28 @@ fn jitter() -> f64 {
     smallest_core::retry::jitter_from_seed(entropy())
 }
 
+/// The log target under which ureq-proto hex-dumps every request head it writes,
+/// `Authorization` included, at TRACE level.
+const UREQ_PROTO_DUMP_TARGET: &str = "ureq_proto::util";
+
+/// Refuses to send a request that carries the key while the process logger would
+/// record ureq-proto's TRACE dump of the raw request head: that dump would put the API
+/// key into the log. Turning a silent leak into an error that names the fix is the
+/// only safe choice a library has; every other target may log at TRACE freely.
+pub(crate) fn refuse_if_trace_would_log_the_key(headers: &http::HeaderMap) -> Result<(), Error> {
+    if headers.contains_key(http::header::AUTHORIZATION)
+        && log::log_enabled!(target: UREQ_PROTO_DUMP_TARGET, log::Level::Trace)
+    {
+        return Err(Error::Config(
+            "refusing to send the API key: the logger records TRACE output of `ureq_proto`, \
+             which dumps raw request bytes including the Authorization header; lower that \
+             target to DEBUG (e.g. RUST_LOG=trace,ureq_proto=debug) or use smallest-hyper"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -936,26 +957,4 @@ mod tests {
             Stage::Exchange
         ));
     }
-}
-
-/// The log target under which ureq-proto hex-dumps every request head it writes,
-/// `Authorization` included, at TRACE level.
-const UREQ_PROTO_DUMP_TARGET: &str = "ureq_proto::util";
-
-/// Refuses to send a request that carries the key while the process logger would
-/// record ureq-proto's TRACE dump of the raw request head: that dump would put the API
-/// key into the log. Turning a silent leak into an error that names the fix is the
-/// only safe choice a library has; every other target may log at TRACE freely.
-pub(crate) fn refuse_if_trace_would_log_the_key(headers: &http::HeaderMap) -> Result<(), Error> {
-    if headers.contains_key(http::header::AUTHORIZATION)
-        && log::log_enabled!(target: UREQ_PROTO_DUMP_TARGET, log::Level::Trace)
-    {
-        return Err(Error::Config(
-            "refusing to send the API key: the logger records TRACE output of `ureq_proto`, \
-             which dumps raw request bytes including the Authorization header; lower that \
-             target to DEBUG (e.g. RUST_LOG=trace,ureq_proto=debug) or use smallest-hyper"
-                .into(),
-        ));
-    }
-    Ok(())
 }

@@ -9,84 +9,8 @@
 //! (rustls with ring, the Mozilla roots plus the client's extra roots) are this
 //! crate's.
 //!
-//! ```no_run
-//! use smallest_blocking::{Client, TtsLiveConfig, TtsLiveEvent};
-//!
-//! # fn main() -> Result<(), smallest_blocking::Error> {
-//! let client = Client::from_env()?;
-//! let live = client.tts_live(TtsLiveConfig::new("magnus").sample_rate(24000))?;
-//! let (sender, receiver) = live.split();
-//! let writer = std::thread::spawn(move || {
-//!     for piece in ["Hello, ", "world. ", "How are you?"] {
-//!         sender.send_text(piece)?;
-//!     }
-//!     sender.finish()?;
-//!     Ok::<_, smallest_blocking::Error>(sender)
-//! });
-//! let mut pcm = Vec::new();
-//! for event in receiver {
-//!     match event? {
-//!         TtsLiveEvent::Audio { data, .. } => pcm.extend_from_slice(&data),
-//!         TtsLiveEvent::Complete { .. } => break,
-//!         _ => {}
-//!     }
-//! }
-//! writer.join().expect("writer thread")?.close()?;
-//! # Ok(()) }
-//! ```
-//!
-//! # Concurrency design
-//!
-//! A live connection splits into a **sender** (`Clone`, `Send + Sync`: any number of
-//! threads may share it) and a **receiver** (an [`Iterator`] and `recv`, for one
-//! thread). No thread is spawned. Both halves share one `Mutex` around the socket and
-//! the core session:
-//!
-//! - A sender call locks, updates the session (which validates and queues the
-//!   frames), writes everything the session queued, in order, and unlocks. It returns
-//!   once the frames are written, so it sees the back-pressure of the connection and
-//!   the error of the write it caused.
-//! - The receiver locks, hands out a queued event if there is one, otherwise reads
-//!   with a short socket read timeout ([`READ_SLICE`], or the session's next deadline
-//!   if sooner), feeds what it read to the session, runs the session's timers
-//!   (keepalive pings, the TTS idle deadline) and unlocks. Between two reads it
-//!   steps aside for any sender waiting for the lock, so **a send waits at most one
-//!   read slice** for a receiver blocked in `read`.
-//!
-//! TLS has one state for both directions, so the socket cannot be split into a
-//! reading and a writing half; a dedicated reader thread would still need the same
-//! lock for writing, and would run even when nobody reads. Keepalive pings are sent
-//! while the receiver is being iterated.
-//!
-//! # How a connection ends
-//!
-//! The receiver's last event is always the session's `Closed` event, after which it
-//! yields `None`:
-//!
-//! - a close frame from the server (1000 after `close_stream` or after the client's
-//!   `close`, 1008 over the STT session limit, the TTS idle timeout …) is answered
-//!   and becomes `Closed` with the core's typed reason ([`CloseReason`] for TTS,
-//!   [`CloseOutcome`] for STT);
-//! - **a connection that ends without a close frame** (EOF, reset) is the `Closed`
-//!   event with no code ([`CloseReason::NoStatus`], [`CloseOutcome::NoStatus`]),
-//!   **not** an error;
-//! - any other failure of the connection (a TLS or WebSocket protocol error, a write
-//!   stalled past the idle limit) is one `Err(..)` item, followed by that same
-//!   `Closed` event.
-//!
-//! A server message the session cannot decode is an `Err(Error::Decode { .. })`
-//! item; the session stays usable and the receiver goes on.
-//!
-//! Dropping both halves without [`close`](TtsLiveSender::close) drops the TCP
-//! connection without a close frame.
-//!
-//! # Time limits
-//!
-//! The client's connect limit covers resolving, connecting and the TLS handshake
-//! (each step), its response limit covers the upgrade request and the server's
-//! answer, and its idle limit, when set, bounds each stalled write. Reads have no
-//! limit: a live session is quiet by design between messages (the TTS server closes
-//! an idle connection itself, see [`TtsLiveConfig::timeout_secs`]).
+//! The public documentation (example, concurrency design, how a connection ends,
+//! time limits) is on [`TtsLive`].
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -155,8 +79,10 @@ impl Client {
     /// `config` is validated first (nothing is sent when it is refused). **A live TTS
     /// connection occupies one of the account's TTS slots** (the client's
     /// [`TtsLimiter`](crate::TtsLimiter)) for its whole lifetime: this call waits for
-    /// a free slot, and the slot is freed when the connection closes or both halves
-    /// are dropped. A refused upgrade is the server's error ([`Error::Api`]: 401 for a
+    /// a free slot, and the slot is freed when the receiver has seen the connection
+    /// close, or when both halves are dropped. With the default concurrency of 1, any
+    /// other TTS call of the client (`synthesize`, another `tts_live`) waits meanwhile.
+    /// A refused upgrade is the server's error ([`Error::Api`]: 401 for a
     /// bad key, 400 for a bad parameter …).
     pub fn tts_live(&self, config: TtsLiveConfig) -> Result<TtsLive, Error> {
         config.validate()?;
@@ -649,6 +575,85 @@ impl<S: Session> Shared<S> {
 /// [`split`](Self::split) it to write text from one thread while another plays the
 /// audio; or use it whole from one thread (send, then [`recv`](Self::recv)): the
 /// sender's calls write directly, so nothing needs the receiver to run first.
+///
+/// ```no_run
+/// use smallest_blocking::{Client, TtsLiveConfig, TtsLiveEvent};
+///
+/// # fn main() -> Result<(), smallest_blocking::Error> {
+/// let client = Client::from_env()?;
+/// let live = client.tts_live(TtsLiveConfig::new("magnus").sample_rate(24000))?;
+/// let (sender, receiver) = live.split();
+/// let writer = std::thread::spawn(move || {
+///     for piece in ["Hello, ", "world. ", "How are you?"] {
+///         sender.send_text(piece)?;
+///     }
+///     sender.finish()?;
+///     Ok::<_, smallest_blocking::Error>(sender)
+/// });
+/// let mut pcm = Vec::new();
+/// for event in receiver {
+///     match event? {
+///         TtsLiveEvent::Audio { data, .. } => pcm.extend_from_slice(&data),
+///         TtsLiveEvent::Complete { .. } => break,
+///         _ => {}
+///     }
+/// }
+/// writer.join().expect("writer thread")?.close()?;
+/// # Ok(()) }
+/// ```
+///
+/// # Concurrency design
+///
+/// A live connection splits into a **sender** (`Clone`, `Send + Sync`: any number of
+/// threads may share it) and a **receiver** (an [`Iterator`] and `recv`, for one
+/// thread). No thread is spawned. Both halves share one `Mutex` around the socket and
+/// the core session:
+///
+/// - A sender call locks, updates the session (which validates and queues the
+///   frames), writes everything the session queued, in order, and unlocks. It returns
+///   once the frames are written, so it sees the back-pressure of the connection and
+///   the error of the write it caused.
+/// - The receiver locks, hands out a queued event if there is one, otherwise reads
+///   with a short socket read timeout ([`READ_SLICE`], or the session's next deadline
+///   if sooner), feeds what it read to the session, runs the session's timers
+///   (keepalive pings, the TTS idle deadline) and unlocks. Between two reads it
+///   steps aside for any sender waiting for the lock, so **a send waits at most one
+///   read slice** for a receiver blocked in `read`.
+///
+/// TLS has one state for both directions, so the socket cannot be split into a
+/// reading and a writing half; a dedicated reader thread would still need the same
+/// lock for writing, and would run even when nobody reads. Keepalive pings are sent
+/// while the receiver is being iterated.
+///
+/// # How a connection ends
+///
+/// The receiver's last event is always the session's `Closed` event, after which it
+/// yields `None`:
+///
+/// - a close frame from the server (1000 after `close_stream` or after the client's
+///   `close`, 1008 over the STT session limit, the TTS idle timeout …) is answered
+///   and becomes `Closed` with the core's typed reason ([`CloseReason`] for TTS,
+///   [`CloseOutcome`] for STT);
+/// - **a connection that ends without a close frame** (EOF, reset) is the `Closed`
+///   event with no code ([`CloseReason::NoStatus`], [`CloseOutcome::NoStatus`]),
+///   **not** an error;
+/// - any other failure of the connection (a TLS or WebSocket protocol error, a write
+///   stalled past the idle limit) is one `Err(..)` item, followed by that same
+///   `Closed` event.
+///
+/// A server message the session cannot decode is an `Err(Error::Decode { .. })`
+/// item; the session stays usable and the receiver goes on.
+///
+/// Dropping both halves without [`close`](TtsLiveSender::close) drops the TCP
+/// connection without a close frame.
+///
+/// # Time limits
+///
+/// The client's connect limit covers resolving, connecting and the TLS handshake
+/// (each step), its response limit covers the upgrade request and the server's
+/// answer, and its idle limit, when set, bounds each stalled write. Reads have no
+/// limit: a live session is quiet by design between messages (the TTS server closes
+/// an idle connection itself, see [`TtsLiveConfig::timeout_secs`]).
 pub struct TtsLive {
     sender: TtsLiveSender,
     receiver: TtsLiveReceiver,
@@ -787,7 +792,8 @@ impl Iterator for TtsLiveReceiver {
     }
 }
 
-/// A live STT connection, from [`Client::stt_live`].
+/// A live STT connection, from [`Client::stt_live`]. Its halves work like those of
+/// [`TtsLive`] (concurrency, the end of the connection, time limits).
 ///
 /// [`split`](Self::split) it to send audio from one thread while another reads the
 /// transcripts, or use it whole from one thread.

@@ -23,11 +23,11 @@ use smallest_core::tts_stream::{TtsStreamDecoder, TtsStreamRequest, TtsStreamSta
 use smallest_core::{AudioChunk, AudioSource};
 use ureq::SendBody;
 
-use crate::wav_sizes::WavSizes;
 use crate::{
     Audio, Client, Endpoint, Error, OutputFormat, RetryNotice, Stage, Timeouts, TranscribeRequest,
     Transcription, TtsPermit, TtsRequest, classify, jitter,
 };
+use smallest_core::audio::WavSizes;
 
 /// How much of the response body one read asks for.
 const READ_CHUNK: usize = 16 * 1024;

@@ -156,9 +156,16 @@ fn is_plan_refusal(e: &ApiError) -> bool {
         .iter()
         .any(|word| text.contains(word));
     !momentary
-        && ["quota", "credit", "trial", "upgrade", "billing", "exhausted"]
-            .iter()
-            .any(|word| text.contains(word))
+        && [
+            "quota",
+            "credit",
+            "trial",
+            "upgrade",
+            "billing",
+            "exhausted",
+        ]
+        .iter()
+        .any(|word| text.contains(word))
 }
 
 #[cfg(test)]

@@ -835,6 +835,76 @@ impl std::fmt::Debug for Audio {
     }
 }
 
+pub(crate) fn validate_sample_rate(field: &'static str, hz: u32) -> Result<(), ValidationError> {
+    if SAMPLE_RATES.contains(&hz) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            hz,
+            "allowed: 8000, 16000, 24000, 44100",
+        ))
+    }
+}
+
+pub(crate) fn validate_voice_id(id: &str) -> Result<(), ValidationError> {
+    if id.is_empty()
+        || id.len() > 128
+        || !id.chars().all(|c| c.is_alphanumeric() || "_-.".contains(c))
+    {
+        return Err(ValidationError::new(
+            "voice_id",
+            id,
+            "a voice id from the voice list (e.g. \"meher\") or a clone id (\"voice_…\"): \
+             1–128 letters, digits, `_`, `-` or `.`",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_language(
+    field: &'static str,
+    model: &TtsModel,
+    language: &Language,
+) -> Result<(), ValidationError> {
+    let Some(allowed) = model.languages() else {
+        return Ok(());
+    };
+    if allowed.contains(language) {
+        return Ok(());
+    }
+    let list = allowed
+        .iter()
+        .map(Language::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(ValidationError::new(
+        field,
+        language.as_str(),
+        format!("the {model} model accepts: {list}"),
+    ))
+}
+
+/// Checks a correlation id against `^[a-zA-Z0-9_\-.]+$` and a length of 1–128.
+pub(crate) fn validate_correlation_id(
+    field: &'static str,
+    id: &str,
+) -> Result<(), ValidationError> {
+    if id.is_empty()
+        || id.len() > 128
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    {
+        return Err(ValidationError::new(
+            field,
+            id,
+            "1–128 characters from a-z, A-Z, 0-9, `_`, `-` and `.`",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -911,74 +981,4 @@ mod tests {
             .is_err()
         );
     }
-}
-
-pub(crate) fn validate_sample_rate(field: &'static str, hz: u32) -> Result<(), ValidationError> {
-    if SAMPLE_RATES.contains(&hz) {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            field,
-            hz,
-            "allowed: 8000, 16000, 24000, 44100",
-        ))
-    }
-}
-
-pub(crate) fn validate_voice_id(id: &str) -> Result<(), ValidationError> {
-    if id.is_empty()
-        || id.len() > 128
-        || !id.chars().all(|c| c.is_alphanumeric() || "_-.".contains(c))
-    {
-        return Err(ValidationError::new(
-            "voice_id",
-            id,
-            "a voice id from the voice list (e.g. \"meher\") or a clone id (\"voice_…\"): \
-             1–128 letters, digits, `_`, `-` or `.`",
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn validate_language(
-    field: &'static str,
-    model: &TtsModel,
-    language: &Language,
-) -> Result<(), ValidationError> {
-    let Some(allowed) = model.languages() else {
-        return Ok(());
-    };
-    if allowed.contains(language) {
-        return Ok(());
-    }
-    let list = allowed
-        .iter()
-        .map(Language::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    Err(ValidationError::new(
-        field,
-        language.as_str(),
-        format!("the {model} model accepts: {list}"),
-    ))
-}
-
-/// Checks a correlation id against `^[a-zA-Z0-9_\-.]+$` and a length of 1–128.
-pub(crate) fn validate_correlation_id(
-    field: &'static str,
-    id: &str,
-) -> Result<(), ValidationError> {
-    if id.is_empty()
-        || id.len() > 128
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-    {
-        return Err(ValidationError::new(
-            field,
-            id,
-            "1–128 characters from a-z, A-Z, 0-9, `_`, `-` and `.`",
-        ));
-    }
-    Ok(())
 }

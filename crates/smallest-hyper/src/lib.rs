@@ -62,7 +62,6 @@ pub use live::{
 };
 
 mod stream;
-mod wav_sizes;
 pub use stream::{AudioReader, AudioStream, Progress, ProgressHook};
 
 type Connector = HttpsConnector<HttpConnector>;
@@ -296,7 +295,7 @@ impl Client {
 
     /// `GET /waves/v1/lightning-v3.1/get_voices`: the voices of the default model
     /// (standard and Pro catalogs, plus your clones). Filter them with
-    /// [`VoiceFilter`](smallest_core::VoiceFilter); other models via [`send`](Self::send)
+    /// [`VoiceFilter`]; other models via [`send`](Self::send)
     /// with a [`GetVoices`].
     pub async fn voices(&self) -> Result<Vec<Voice>, Error> {
         self.send(&GetVoices::default()).await

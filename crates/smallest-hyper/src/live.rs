@@ -7,86 +7,8 @@
 //! [`smallest_core::tts_live`] and [`smallest_core::stt_live`]; every message goes
 //! through them.
 //!
-//! ```no_run
-//! use smallest_hyper::{Client, TtsLiveConfig, TtsLiveEvent};
-//!
-//! # async fn run() -> Result<(), smallest_hyper::Error> {
-//! let client = Client::from_env()?;
-//! let live = client.tts_live(TtsLiveConfig::new("magnus").sample_rate(24000)).await?;
-//! let (sender, mut receiver) = live.split();
-//! let writer = tokio::spawn(async move {
-//!     for piece in ["Hello, ", "world. ", "How are you?"] {
-//!         sender.send_text(piece).await?;
-//!     }
-//!     sender.finish().await?;
-//!     Ok::<_, smallest_hyper::Error>(sender)
-//! });
-//! let mut pcm = Vec::new();
-//! while let Some(event) = receiver.recv().await {
-//!     match event? {
-//!         TtsLiveEvent::Audio { data, .. } => pcm.extend_from_slice(&data),
-//!         TtsLiveEvent::Complete { .. } => break,
-//!         _ => {}
-//!     }
-//! }
-//! writer.await.expect("writer task")?.close().await?;
-//! # Ok(()) }
-//! ```
-//!
-//! # Concurrency design
-//!
-//! A live connection splits into a **sender** (any number of tasks may share it: its
-//! methods take `&self` and it is `Clone`) and a **receiver** (one task; a
-//! [`Stream`](futures_core::Stream) and an `async fn recv`). No task is spawned: the
-//! socket is split into its write half, shared behind an async mutex, and its read
-//! half, owned by the receiver; the core session sits behind a short-lived
-//! `std::sync::Mutex` that is never held across an `.await`.
-//!
-//! - A sender call updates the session (which validates and queues the frames), then
-//!   takes the write half and writes everything the session has queued, in order. It
-//!   returns once the frames are handed to the socket, so a sender sees the
-//!   back-pressure of the connection and the error of the write it caused. Frames are
-//!   taken from the session only while the write half is held and only once the
-//!   socket is ready for them, so the order is the session's order, and cancelling a
-//!   sender call never loses a frame (an unsent frame goes out with the next call).
-//! - The receiver reads frames, feeds them to the session and hands out the session's
-//!   events. It also sleeps until the session's `poll_timeout` (the idle deadline of
-//!   TTS, keepalive pings): **keepalive pings and the idle-timeout bookkeeping run
-//!   while the receiver is being polled**, which is what a program that listens for
-//!   audio or transcripts does anyway.
-//!
-//! The alternative the design notes prefer — a sender that only pushes commands into
-//! a channel the receiver drains — would make every send wait for the receiver to be
-//! polled and hide write errors and back-pressure from the caller; writing from the
-//! sender avoids both without a background task.
-//!
-//! # How a connection ends
-//!
-//! The receiver's last event is always the session's `Closed` event, after which it
-//! yields `None`:
-//!
-//! - a close frame from the server (1000 after `close_stream` or after the client's
-//!   `close`, 1008 over the STT session limit, the TTS idle timeout …) is answered
-//!   and becomes `Closed` with the core's typed reason ([`CloseReason`] for TTS,
-//!   [`CloseOutcome`] for STT);
-//! - **a connection that ends without a close frame** (EOF, reset) is the
-//!   `Closed` event with no code ([`CloseReason::NoStatus`],
-//!   [`CloseOutcome::NoStatus`]), **not** an error;
-//! - any other failure of the connection (a TLS or WebSocket protocol error) is one
-//!   `Err(Error::Transport { .. })` item, followed by that same `Closed` event.
-//!
-//! A server message the session cannot decode is an `Err(Error::Decode { .. })`
-//! item; the session stays usable and the receiver goes on.
-//!
-//! Dropping both halves without [`close`](TtsLiveSender::close) drops the TCP
-//! connection without a close frame.
-//!
-//! # Time limits
-//!
-//! The client's connect limit covers TCP and TLS, its response limit covers the
-//! upgrade request and the server's answer. A live session has no idle or total
-//! limit: it is quiet by design between messages (the TTS server closes an idle
-//! connection itself, see [`TtsLiveConfig::timeout_secs`]).
+//! The public documentation (example, concurrency design, how a connection ends,
+//! time limits) is on [`TtsLive`].
 
 use std::future::{Future, poll_fn};
 use std::io;
@@ -132,8 +54,10 @@ impl Client {
     /// `config` is validated first (nothing is sent when it is refused). **A live TTS
     /// connection occupies one of the account's TTS slots** (the client's
     /// [`TtsLimiter`](crate::TtsLimiter)) for its whole lifetime: this call waits for
-    /// a free slot, and the slot is freed when the connection closes or both halves
-    /// are dropped. A refused upgrade is the server's error ([`Error::Api`]: 401 for a
+    /// a free slot, and the slot is freed when the receiver has seen the connection
+    /// close, or when both halves are dropped. With the default concurrency of 1, any
+    /// other TTS call of the client (`synthesize`, another `tts_live`) waits meanwhile.
+    /// A refused upgrade is the server's error ([`Error::Api`]: 401 for a
     /// bad key, 400 for a bad parameter …).
     pub async fn tts_live(&self, config: TtsLiveConfig) -> Result<TtsLive, Error> {
         config.validate()?;
@@ -649,6 +573,87 @@ macro_rules! receiver_impls {
 /// [`split`](Self::split) it to write text from one task while another plays the
 /// audio; or use it whole from one task (send, then [`recv`](Self::recv)): the
 /// sender's calls write directly, so nothing needs the receiver to be polled first.
+///
+/// ```no_run
+/// use smallest_hyper::{Client, TtsLiveConfig, TtsLiveEvent};
+///
+/// # async fn run() -> Result<(), smallest_hyper::Error> {
+/// let client = Client::from_env()?;
+/// let live = client.tts_live(TtsLiveConfig::new("magnus").sample_rate(24000)).await?;
+/// let (sender, mut receiver) = live.split();
+/// let writer = tokio::spawn(async move {
+///     for piece in ["Hello, ", "world. ", "How are you?"] {
+///         sender.send_text(piece).await?;
+///     }
+///     sender.finish().await?;
+///     Ok::<_, smallest_hyper::Error>(sender)
+/// });
+/// let mut pcm = Vec::new();
+/// while let Some(event) = receiver.recv().await {
+///     match event? {
+///         TtsLiveEvent::Audio { data, .. } => pcm.extend_from_slice(&data),
+///         TtsLiveEvent::Complete { .. } => break,
+///         _ => {}
+///     }
+/// }
+/// writer.await.expect("writer task")?.close().await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Concurrency design
+///
+/// A live connection splits into a **sender** (any number of tasks may share it: its
+/// methods take `&self` and it is `Clone`) and a **receiver** (one task; a
+/// [`Stream`](futures_core::Stream) and an `async fn recv`). No task is spawned: the
+/// socket is split into its write half, shared behind an async mutex, and its read
+/// half, owned by the receiver; the core session sits behind a short-lived
+/// `std::sync::Mutex` that is never held across an `.await`.
+///
+/// - A sender call updates the session (which validates and queues the frames), then
+///   takes the write half and writes everything the session has queued, in order. It
+///   returns once the frames are handed to the socket, so a sender sees the
+///   back-pressure of the connection and the error of the write it caused. Frames are
+///   taken from the session only while the write half is held and only once the
+///   socket is ready for them, so the order is the session's order, and cancelling a
+///   sender call never loses a frame (an unsent frame goes out with the next call).
+/// - The receiver reads frames, feeds them to the session and hands out the session's
+///   events. It also sleeps until the session's `poll_timeout` (the idle deadline of
+///   TTS, keepalive pings): **keepalive pings and the idle-timeout bookkeeping run
+///   while the receiver is being polled**, which is what a program that listens for
+///   audio or transcripts does anyway.
+///
+/// The alternative the design notes prefer — a sender that only pushes commands into
+/// a channel the receiver drains — would make every send wait for the receiver to be
+/// polled and hide write errors and back-pressure from the caller; writing from the
+/// sender avoids both without a background task.
+///
+/// # How a connection ends
+///
+/// The receiver's last event is always the session's `Closed` event, after which it
+/// yields `None`:
+///
+/// - a close frame from the server (1000 after `close_stream` or after the client's
+///   `close`, 1008 over the STT session limit, the TTS idle timeout …) is answered
+///   and becomes `Closed` with the core's typed reason ([`CloseReason`] for TTS,
+///   [`CloseOutcome`] for STT);
+/// - **a connection that ends without a close frame** (EOF, reset) is the
+///   `Closed` event with no code ([`CloseReason::NoStatus`],
+///   [`CloseOutcome::NoStatus`]), **not** an error;
+/// - any other failure of the connection (a TLS or WebSocket protocol error) is one
+///   `Err(Error::Transport { .. })` item, followed by that same `Closed` event.
+///
+/// A server message the session cannot decode is an `Err(Error::Decode { .. })`
+/// item; the session stays usable and the receiver goes on.
+///
+/// Dropping both halves without [`close`](TtsLiveSender::close) drops the TCP
+/// connection without a close frame.
+///
+/// # Time limits
+///
+/// The client's connect limit covers TCP and TLS, its response limit covers the
+/// upgrade request and the server's answer. A live session has no idle or total
+/// limit: it is quiet by design between messages (the TTS server closes an idle
+/// connection itself, see [`TtsLiveConfig::timeout_secs`]).
 #[derive(Debug)]
 pub struct TtsLive {
     sender: TtsLiveSender,
@@ -785,7 +790,8 @@ impl std::fmt::Debug for TtsLiveSender {
     }
 }
 
-/// A live STT connection, from [`Client::stt_live`].
+/// A live STT connection, from [`Client::stt_live`]. Its halves work like those of
+/// [`TtsLive`] (concurrency, the end of the connection, time limits).
 ///
 /// [`split`](Self::split) it to send audio from one task while another reads the
 /// transcripts, or use it whole from one task.

@@ -28,11 +28,11 @@ use smallest_core::{AudioChunk, AudioSource, BoxError};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Sleep;
 
-use crate::wav_sizes::WavSizes;
 use crate::{
     Audio, Client, Endpoint, Error, OutputFormat, RetryNotice, TimeoutPhase, TranscribeRequest,
     Transcription, TtsPermit, TtsRequest, classify, jitter, with_limit,
 };
+use smallest_core::audio::WavSizes;
 
 /// How much of a file or reader one frame of an upload carries.
 const UPLOAD_CHUNK: usize = 64 * 1024;
