@@ -33,7 +33,7 @@ struct Cli {
 
 #[derive(Args, Debug)]
 struct Global {
-    /// The API base URL [env: SMALLEST_BASE_URL] (default https://api.smallest.ai).
+    /// The API base URL [env: SMALLEST_BASE_URL] (default `https://api.smallest.ai`).
     #[arg(long, global = true)]
     base_url: Option<String>,
     /// A PEM file of extra root certificates to trust, e.g. an emulator's CA
