@@ -67,6 +67,15 @@ fn wav() -> Vec<u8> {
     f
 }
 
+/// A WAV file of emulator speech on disk, for the streamed uploads.
+fn upload_file() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("smallest-faults-{}.wav", std::process::id()));
+    if !path.exists() {
+        std::fs::write(&path, wav()).unwrap();
+    }
+    path
+}
+
 fn runs() -> Vec<(&'static str, &'static str, Run)> {
     let hyper = |e: &RunningEmulator| {
         smallest_hyper::Client::builder(config_for(e, KEY))
@@ -92,6 +101,7 @@ fn runs() -> Vec<(&'static str, &'static str, Run)> {
             .build()
             .unwrap()
     };
+    let upload = || TranscribeRequest::from_bytes(Vec::new(), SttLanguage::En);
     vec![
         (
             "hyper",
@@ -109,6 +119,28 @@ fn runs() -> Vec<(&'static str, &'static str, Run)> {
             }),
         ),
         (
+            "hyper",
+            "stream",
+            Box::new(move |e| {
+                rt().block_on(async {
+                    hyper(e)
+                        .synthesize_stream(&tts())
+                        .await?
+                        .collect()
+                        .await
+                        .map(drop)
+                })
+            }),
+        ),
+        (
+            "hyper",
+            "upload",
+            Box::new(move |e| {
+                rt().block_on(hyper(e).transcribe_file(upload_file(), &upload(), None))
+                    .map(drop)
+            }),
+        ),
+        (
             "blocking",
             "tts",
             Box::new(move |e| blocking(e).synthesize(&tts()).map(drop)),
@@ -122,13 +154,27 @@ fn runs() -> Vec<(&'static str, &'static str, Run)> {
                     .map(drop)
             }),
         ),
+        (
+            "blocking",
+            "stream",
+            Box::new(move |e| blocking(e).synthesize_stream(&tts())?.collect().map(drop)),
+        ),
+        (
+            "blocking",
+            "upload",
+            Box::new(move |e| {
+                blocking(e)
+                    .transcribe_file(upload_file(), &upload(), None)
+                    .map(drop)
+            }),
+        ),
     ]
 }
 
 struct Case {
     name: &'static str,
     rule: fn(&str) -> FaultRule,
-    /// The expected outcome per operation (`tts`, `stt`).
+    /// The expected outcome per operation (`tts`, `stt`, `stream`, `upload`).
     expect: fn(&str) -> &'static str,
 }
 
@@ -227,6 +273,11 @@ fn cases() -> Vec<Case> {
             expect: |_| "api 500",
         },
         Case {
+            name: "SSE cut before `done`",
+            rule: |p| FaultRule::new(p, Fault::SseCutBeforeDone).times(1),
+            expect: |op| if op == "stream" { "stream" } else { "ok" },
+        },
+        Case {
             name: "trickle body (64 B / 2 ms)",
             rule: |p| {
                 FaultRule::new(
@@ -246,17 +297,20 @@ fn cases() -> Vec<Case> {
 #[test]
 fn every_fault_gives_the_expected_typed_error_or_a_recovered_success() {
     let runs = runs();
-    let mut table = String::from(
-        "| fault | hyper tts | hyper stt | blocking tts | blocking stt |\n|---|---|---|---|---|\n",
-    );
+    let mut table = String::from("| fault |");
+    for (transport, op, _) in &runs {
+        table.push_str(&format!(" {transport} {op} |"));
+    }
+    table.push_str(&format!("\n|---|{}\n", "---|".repeat(runs.len())));
     let mut wrong = Vec::new();
     for case in cases() {
         table.push_str(&format!("| {} |", case.name));
         for (transport, op, run) in &runs {
-            let path = if *op == "tts" {
-                "/waves/v1/tts"
-            } else {
-                "/waves/v1/stt"
+            // An exact route: `/waves/v1/tts` as a prefix would also fault the SSE route.
+            let path = match *op {
+                "tts" => "/waves/v1/tts",
+                "stream" => "/waves/v1/tts/live",
+                _ => "/waves/v1/stt",
             };
             let emulator = emulator().fault((case.rule)(path)).spawn().unwrap();
             let started = Instant::now();
