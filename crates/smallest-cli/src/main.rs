@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use smallest_core::stt::{
-    AudioSource, LegacyTranscribeRequest, SttLanguage, SttModel, TranscribeRequest,
+    AudioSource, LegacyTranscribeRequest, SttLanguage, SttModel, TranscribeRequest, Transcription,
 };
 use smallest_core::tts::{Language, OutputFormat, TtsModel, TtsRequest};
 use smallest_core::{ApiKey, Config, Endpoint, Error};
@@ -17,7 +17,11 @@ use smallest_emulator::Emulator;
 use smallest_hyper::{Client, RetryPolicy};
 
 mod dotenv;
+mod live;
 mod manage;
+mod output;
+mod progress;
+mod stream;
 
 use dotenv::Env;
 
@@ -70,11 +74,23 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct TtsArgs {
-    /// The text to speak.
-    text: String,
+    /// The text to speak (with --live: none, the lines of stdin are spoken).
+    #[arg(required_unless_present = "live", conflicts_with = "live")]
+    text: Option<String>,
     /// Where to write the audio.
     #[arg(short, long)]
     output: PathBuf,
+    /// Stream the audio over Server-Sent Events and write it as it arrives, with
+    /// progress on a terminal. A WAV gets its sizes patched at the end. The audio goes
+    /// to FILE.part, renamed to FILE once complete: a cut stream fails and leaves no
+    /// partial file.
+    #[arg(long)]
+    stream: bool,
+    /// Speak the lines of stdin over the live WebSocket (one request, the lines joined
+    /// with spaces, ended by EOF) and write the 16-bit PCM as it arrives: a WAV for a
+    /// .wav file or --format wav, else raw PCM.
+    #[arg(long, conflicts_with = "stream")]
+    live: bool,
     /// The voice id (a catalog voice or a clone `voice_…`).
     #[arg(long, default_value = "magnus")]
     voice: String,
@@ -111,12 +127,21 @@ struct SttArgs {
     /// Speaker labels.
     #[arg(long)]
     diarize: bool,
-    /// Use the legacy endpoint /waves/v1/pulse/get_text.
+    /// Use the legacy endpoint /waves/v1/pulse/get_text (a file is then read into memory
+    /// rather than streamed; with --live, the legacy WebSocket route).
     #[arg(long)]
     legacy: bool,
-    /// Print the whole JSON response instead of the text.
-    #[arg(long)]
+    /// Print the whole JSON response instead of the text (the file is then read into
+    /// memory rather than streamed).
+    #[arg(long, conflicts_with = "live")]
     json: bool,
+    /// Stream a 16-bit PCM mono WAV file over the live WebSocket at real-time pace:
+    /// finals are printed one a line, interims shown in place on a terminal.
+    #[arg(long)]
+    live: bool,
+    /// With --live: how many times real time to send the audio (0: as fast as possible).
+    #[arg(long, default_value_t = 1.0, requires = "live")]
+    pace: f64,
 }
 
 #[derive(Args, Debug)]
@@ -277,9 +302,24 @@ fn format_for(path: &Path, flag: Option<&str>) -> Result<OutputFormat, String> {
     })
 }
 
+/// Whether the input of `stt` is a URL the server fetches.
+fn is_url(input: &str) -> bool {
+    input.starts_with("http://") || input.starts_with("https://")
+}
+
 async fn tts(client: &Client, args: TtsArgs) -> Result<ExitCode, String> {
+    if args.live {
+        return live::tts_live(client, &args).await;
+    }
+    let Some(text) = args.text else {
+        return Err(
+            "give the text to speak: smallest tts \"Hello.\" -o hello.wav (or --live to \
+                    speak the lines of stdin)"
+                .to_owned(),
+        );
+    };
     let format = format_for(&args.output, args.format.as_deref())?;
-    let mut request = TtsRequest::new(args.text, args.voice).output_format(format);
+    let mut request = TtsRequest::new(text, args.voice).output_format(format);
     if let Some(model) = &args.model {
         request = request.model(TtsModel::parse(model));
     }
@@ -291,6 +331,15 @@ async fn tts(client: &Client, args: TtsArgs) -> Result<ExitCode, String> {
     }
     if let Some(language) = &args.language {
         request = request.language(Language::from_wire(language.trim()));
+    }
+    if args.stream {
+        // A WAV file from `--format wav` (or a .wav file), or PCM into a .wav file.
+        let wav_file = args
+            .output
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("wav"));
+        let wav = format == OutputFormat::Wav || (format == OutputFormat::Pcm && wav_file);
+        return stream::tts_stream(client, request, &args.output, wav).await;
     }
     let audio = client.synthesize(&request).await.map_err(|e| explain(&e))?;
     std::fs::write(&args.output, audio.bytes())
@@ -310,8 +359,22 @@ async fn tts(client: &Client, args: TtsArgs) -> Result<ExitCode, String> {
 }
 
 async fn stt(client: &Client, args: SttArgs) -> Result<ExitCode, String> {
+    if args.live {
+        return live::stt_live(client, &args).await;
+    }
     let input = args.input.trim();
-    let source = if input.starts_with("http://") || input.starts_with("https://") {
+    let language = SttLanguage::from_wire(args.language.trim());
+    if !is_url(input) && !args.legacy && !args.json {
+        // A file: streamed from disk (constant memory), with progress on a terminal.
+        let template = TranscribeRequest::from_bytes(Vec::new(), language)
+            .model(SttModel::from_wire(args.model.trim()))
+            .word_timestamps(args.word_timestamps)
+            .diarize(args.diarize);
+        let transcription = stream::transcribe_file(client, input, &template).await?;
+        print_transcription(&transcription);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let source = if is_url(input) {
         AudioSource::Url(input.to_owned())
     } else {
         let data = std::fs::read(input).map_err(|e| format!("cannot read {input}: {e}"))?;
@@ -320,7 +383,6 @@ async fn stt(client: &Client, args: SttArgs) -> Result<ExitCode, String> {
             content_type: None,
         }
     };
-    let language = SttLanguage::from_wire(args.language.trim());
     let (request, response) = if args.legacy {
         let request = LegacyTranscribeRequest::new(source)
             .language(language)
@@ -344,7 +406,14 @@ async fn stt(client: &Client, args: SttArgs) -> Result<ExitCode, String> {
             "{}",
             serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
         );
-    } else if transcription.is_processing() {
+    } else {
+        print_transcription(&transcription);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_transcription(transcription: &Transcription) {
+    if transcription.is_processing() {
         println!(
             "accepted for asynchronous processing (request id {})",
             transcription.request_id.as_deref().unwrap_or("unknown")
@@ -352,7 +421,6 @@ async fn stt(client: &Client, args: SttArgs) -> Result<ExitCode, String> {
     } else {
         println!("{}", transcription.transcription);
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Sends an endpoint and keeps the raw response, so `--json` prints exactly what the

@@ -1,9 +1,10 @@
 //! The `smallest` binary against a real emulator on loopback: the seed's two calls,
 //! the demo, the emulator command, and the error paths (the key never printed).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use smallest_emulator::{Emulator, RunningEmulator, SAMPLE_AUDIO_TEXT, SAMPLE_AUDIO_URL};
 
@@ -21,6 +22,17 @@ fn smallest(
     key: Option<&str>,
     args: &[&str],
 ) -> Output {
+    smallest_with_stdin(dir, emulator, key, args, None)
+}
+
+/// Runs the binary with `stdin` piped in (`None`: no stdin at all).
+fn smallest_with_stdin(
+    dir: &PathBuf,
+    emulator: Option<&RunningEmulator>,
+    key: Option<&str>,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_smallest"));
     cmd.current_dir(dir)
         .args(args)
@@ -33,7 +45,23 @@ fn smallest(
     if let Some(key) = key {
         cmd.env("SMALLEST_API_KEY", key);
     }
-    let out = cmd.output().unwrap();
+    let out = match stdin {
+        None => cmd.stdin(Stdio::null()).output().unwrap(),
+        Some(input) => {
+            let mut child = cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut pipe = child.stdin.take().unwrap();
+            let input = input.to_owned();
+            let writer = std::thread::spawn(move || pipe.write_all(input.as_bytes()));
+            let out = child.wait_with_output().unwrap();
+            writer.join().unwrap().unwrap();
+            out
+        }
+    };
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -277,4 +305,351 @@ fn voices_clones_and_dictionaries_from_the_command_line() {
         &["dicts", "create", "no-equals-sign"],
     );
     assert!(!out.status.success() && text(&out.stderr).contains("word=pronunciation"));
+}
+
+/// Runs a command that must succeed; returns its stdout, trimmed.
+fn ok(dir: &PathBuf, emulator: &RunningEmulator, args: &[&str]) -> String {
+    let out = smallest(dir, Some(emulator), Some(KEY), args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// A WAV file's (sample rate, channels, bits, samples), checking that its header's
+/// sizes match its length.
+fn wav_facts(path: &std::path::Path) -> (u32, u16, u16, u32) {
+    let len = std::fs::metadata(path).unwrap().len();
+    let reader = hound::WavReader::open(path).unwrap();
+    let spec = reader.spec();
+    let samples = reader.duration();
+    assert_eq!(
+        44 + u64::from(samples) * 2,
+        len,
+        "the data size in the header of {} does not match its length",
+        path.display()
+    );
+    let file = std::fs::read(path).unwrap();
+    assert_eq!(
+        u64::from(u32::from_le_bytes([file[4], file[5], file[6], file[7]])),
+        len - 8,
+        "RIFF size"
+    );
+    (
+        spec.sample_rate,
+        spec.channels,
+        spec.bits_per_sample,
+        samples,
+    )
+}
+
+#[test]
+fn tts_stream_writes_a_patched_wav_that_transcribes_back() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let dir = workdir("stream");
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &[
+            "tts",
+            "Streaming speech arrives in pieces.",
+            "-o",
+            "streamed.wav",
+            "--stream",
+            "--sample-rate",
+            "24000",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    // Not a terminal: one summary line, no progress.
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains('\r'), "{stderr}");
+    assert!(
+        stderr.starts_with("wrote streamed.wav (WAV, 16-bit PCM, 24000 Hz")
+            && stderr.contains(" s of audio")
+            && stderr.contains("first audio after"),
+        "{stderr}"
+    );
+    let (rate, channels, bits, samples) = wav_facts(&dir.join("streamed.wav"));
+    assert_eq!((rate, channels, bits), (24000, 1, 16));
+    assert!(samples > 24000, "{samples}");
+    assert!(!dir.join("streamed.wav.part").exists());
+    assert_eq!(
+        ok(&dir, &emulator, &["stt", "streamed.wav"]),
+        "Streaming speech arrives in pieces."
+    );
+
+    // Other formats: the bytes as they come (raw PCM, no header).
+    ok(
+        &dir,
+        &emulator,
+        &["tts", "Raw bytes.", "-o", "raw.pcm", "--stream"],
+    );
+    let raw = std::fs::read(dir.join("raw.pcm")).unwrap();
+    assert!(raw.len() > 1000 && raw.len().is_multiple_of(2) && !raw.starts_with(b"RIFF"));
+
+    // The same audio as the one-shot call.
+    ok(
+        &dir,
+        &emulator,
+        &["tts", "Raw bytes.", "-o", "whole.pcm", "--format", "pcm"],
+    );
+    assert_eq!(std::fs::read(dir.join("whole.pcm")).unwrap(), raw);
+}
+
+#[test]
+fn a_cut_stream_fails_and_writes_nothing() {
+    let emulator = Emulator::builder()
+        .key(KEY)
+        .sse_stop_before_done(true)
+        .spawn()
+        .unwrap();
+    let dir = workdir("cut");
+    std::fs::write(dir.join("kept.wav"), b"the previous file").unwrap();
+    for file in ["cut.wav", "kept.wav", "cut.mp3"] {
+        let out = smallest(
+            &dir,
+            Some(&emulator),
+            Some(KEY),
+            &["tts", "This stream is cut short.", "-o", file, "--stream"],
+        );
+        assert!(!out.status.success(), "{file}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("the audio is incomplete")
+                && stderr.contains(&format!("{file} was not written")),
+            "{stderr}"
+        );
+        assert!(!dir.join(format!("{file}.part")).exists());
+    }
+    assert!(!dir.join("cut.wav").exists());
+    assert!(!dir.join("cut.mp3").exists());
+    assert_eq!(
+        std::fs::read(dir.join("kept.wav")).unwrap(),
+        b"the previous file"
+    );
+}
+
+#[test]
+fn stt_streams_a_big_file_from_disk() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let dir = workdir("big");
+    let long = "Streaming uploads keep memory flat however long the recording is. \
+                The file is read from disk in pieces and sent as it is read. \
+                A progress line shows how much was sent on a terminal. \
+                Scripts see only the transcription on standard output.";
+    ok(
+        &dir,
+        &emulator,
+        &["tts", long, "-o", "big.wav", "--sample-rate", "44100"],
+    );
+    let size = std::fs::metadata(dir.join("big.wav")).unwrap().len();
+    assert!(size >= 1_048_576, "{size}");
+    let out = smallest(&dir, Some(&emulator), Some(KEY), &["stt", "big.wav"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), long);
+    // Not a terminal: no progress.
+    assert_eq!(text(&out.stderr), "");
+    // The upload went out with its length (streamed, not chunked).
+    let upload = emulator
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path.starts_with("/waves/v1/stt"))
+        .unwrap();
+    assert_eq!(
+        upload.header("content-length"),
+        Some(size.to_string().as_str())
+    );
+
+    let out = smallest(&dir, Some(&emulator), Some(KEY), &["stt", "missing.wav"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot read missing.wav"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn stt_live_prints_the_finals() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let dir = workdir("sttlive");
+    ok(
+        &dir,
+        &emulator,
+        &[
+            "tts",
+            "Hello from Smallest AI.",
+            "-o",
+            "hello16.wav",
+            "--sample-rate",
+            "16000",
+        ],
+    );
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["stt", "--live", "hello16.wav", "--pace", "0"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Hello from Smallest AI.");
+    assert_eq!(text(&out.stderr), "");
+
+    // Real-time pacing, twice as fast: at least half the audio's duration.
+    let (rate, _, _, samples) = wav_facts(&dir.join("hello16.wav"));
+    let audio = Duration::from_secs_f64(f64::from(samples) / f64::from(rate));
+    let started = Instant::now();
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["stt", "--live", "hello16.wav", "--pace", "2"],
+    );
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Hello from Smallest AI.");
+    assert!(
+        took >= audio.mul_f64(0.45),
+        "{took:?} for {audio:?} of audio at pace 2"
+    );
+
+    // A 44.1 kHz file is streamed at its own rate.
+    ok(
+        &dir,
+        &emulator,
+        &["tts", "At its own rate.", "-o", "hello44.wav"],
+    );
+    assert_eq!(
+        ok(
+            &dir,
+            &emulator,
+            &["stt", "--live", "hello44.wav", "--pace", "0"]
+        ),
+        "At its own rate."
+    );
+
+    // Not 16-bit PCM mono: refused with the fix.
+    ok(
+        &dir,
+        &emulator,
+        &["tts", "Mu-law.", "-o", "ulaw.wav", "--format", "ulaw"],
+    );
+    std::fs::write(dir.join("notwav.wav"), b"not a wav file at all").unwrap();
+    for file in ["ulaw.wav", "notwav.wav", "missing.wav"] {
+        let out = smallest(
+            &dir,
+            Some(&emulator),
+            Some(KEY),
+            &["stt", "--live", file, "--pace", "0"],
+        );
+        assert!(!out.status.success(), "{file}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("16-bit PCM mono") || stderr.contains("cannot read"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn stt_live_over_the_session_limit_fails_with_the_reason() {
+    let emulator = Emulator::builder()
+        .key(KEY)
+        .stt_ws_limit(0)
+        .spawn()
+        .unwrap();
+    let dir = workdir("sttlimit");
+    ok(
+        &dir,
+        &emulator,
+        &[
+            "tts",
+            "Over the limit.",
+            "-o",
+            "a.wav",
+            "--sample-rate",
+            "16000",
+        ],
+    );
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["stt", "--live", "a.wav", "--pace", "0"],
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("1008") && stderr.contains("limit"),
+        "{stderr}"
+    );
+    assert_eq!(text(&out.stdout), "");
+}
+
+#[test]
+fn tts_live_speaks_the_lines_of_stdin() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let dir = workdir("ttslive");
+    let out = smallest_with_stdin(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["tts", "--live", "-o", "live.wav", "--sample-rate", "24000"],
+        Some("Hello from\n\nthe live socket.\r\nOne more line.\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("wrote live.wav (WAV, 16-bit PCM, 24000 Hz")
+            && stderr.contains("3 lines of text"),
+        "{stderr}"
+    );
+    let (rate, channels, bits, samples) = wav_facts(&dir.join("live.wav"));
+    assert_eq!((rate, channels, bits), (24000, 1, 16));
+    assert!(samples > 24000);
+    assert!(!dir.join("live.wav.part").exists());
+    assert_eq!(
+        ok(&dir, &emulator, &["stt", "live.wav"]),
+        "Hello from the live socket. One more line."
+    );
+
+    // Raw PCM for another extension.
+    let out = smallest_with_stdin(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["tts", "--live", "-o", "live.pcm"],
+        Some("Raw."),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let raw = std::fs::read(dir.join("live.pcm")).unwrap();
+    assert!(raw.len() > 1000 && !raw.starts_with(b"RIFF"));
+
+    // No text: an error, and no file.
+    let out = smallest_with_stdin(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["tts", "--live", "-o", "empty.wav"],
+        Some("\n  \n"),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no text on stdin"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.join("empty.wav").exists() && !dir.join("empty.wav.part").exists());
+
+    // Live audio is PCM: MP3 is refused before connecting.
+    let out = smallest_with_stdin(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["tts", "--live", "-o", "x.mp3", "--format", "mp3"],
+        Some("Hi."),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--format wav or pcm"));
 }

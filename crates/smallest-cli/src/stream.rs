@@ -1,0 +1,183 @@
+//! `smallest tts --stream` (speech over Server-Sent Events, written as it arrives) and
+//! the streamed upload of `smallest stt FILE` (constant memory, with upload progress).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use smallest_core::stt::{TranscribeRequest, Transcription};
+use smallest_core::tts::{OutputFormat, TtsRequest};
+use smallest_hyper::{AudioStream, Client, Progress, ProgressHook};
+
+use crate::explain;
+use crate::output::{AudioFile, Container};
+use crate::progress::{self, StatusLine};
+
+/// Uploads at least this large show their progress on a terminal.
+const SHOW_UPLOAD_FROM: u64 = 1_000_000;
+
+/// `tts --stream`: synthesizes with `POST /waves/v1/tts/live` and writes the audio to
+/// `FILE.part` as it arrives, renamed onto `output` once the server's `done` frame
+/// arrived. With `wav` the audio is asked for as 16-bit PCM and written as a WAV whose
+/// sizes are patched at the end; otherwise the bytes are written as they come.
+///
+/// A stream cut before its end is an error (the audio is incomplete): the part file is
+/// removed and `output` is not touched, so a short file never passes for the whole.
+/// So is Ctrl-C.
+pub(crate) async fn tts_stream(
+    client: &Client,
+    request: TtsRequest,
+    output: &Path,
+    wav: bool,
+) -> Result<ExitCode, String> {
+    let request = if wav {
+        request.output_format(OutputFormat::Pcm)
+    } else {
+        request
+    };
+    let mut stream = client
+        .synthesize_stream(&request)
+        .await
+        .map_err(|e| explain(&e))?;
+    let format = stream.format();
+    let sample_rate = stream.sample_rate();
+    let container = if wav {
+        Container::Wav {
+            format,
+            sample_rate,
+        }
+    } else {
+        Container::Raw
+    };
+    let mut out = AudioFile::create(output, container)?;
+    let mut status = StatusLine::stderr();
+    // The seconds of audio received; `None` for MP3, whose chunks do not say.
+    let mut seconds = Some(Duration::ZERO);
+    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        let next = tokio::select! {
+            next = stream.next_chunk() => next,
+            _ = &mut interrupt => {
+                status.clear();
+                return Err(incomplete("interrupted", &out, seconds, output));
+            }
+        };
+        let Some(chunk) = next else { break };
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                status.clear();
+                return Err(incomplete(&explain(&e), &out, seconds, output));
+            }
+        };
+        out.write(chunk.data())?;
+        seconds = seconds.zip(chunk.duration()).map(|(a, b)| a + b);
+        status.update(&format!("receiving: {}", received(&stream, &out, seconds)));
+    }
+    status.clear();
+    if !stream.is_complete() {
+        // `next_chunk` ends only after the `done` frame; never trust a short stream.
+        return Err(incomplete(
+            "the stream ended before its `done` frame",
+            &out,
+            seconds,
+            output,
+        ));
+    }
+    let summary = received(&stream, &out, seconds);
+    let len = out.finish()?;
+    let what = if wav {
+        "WAV, 16-bit PCM".to_owned()
+    } else {
+        format.to_string()
+    };
+    eprintln!(
+        "wrote {} ({what}, {sample_rate} Hz, {len} bytes; {summary})",
+        output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `3.42 s of audio, 109.4 KB, first audio after 0.21 s`.
+fn received(stream: &AudioStream, out: &AudioFile, seconds: Option<Duration>) -> String {
+    let mut text = String::new();
+    if let Some(seconds) = seconds {
+        text.push_str(&format!("{} of audio, ", progress::secs(seconds)));
+    }
+    text.push_str(&progress::bytes(out.audio_bytes()));
+    if let Some(first) = stream.time_to_first_chunk() {
+        text.push_str(&format!(", first audio after {}", progress::secs(first)));
+    }
+    text
+}
+
+/// The error of a stream that broke: says that the audio is incomplete, how much
+/// arrived, and that nothing was written to `output` (the part file goes when `out`
+/// is dropped).
+fn incomplete(why: &str, out: &AudioFile, seconds: Option<Duration>, output: &Path) -> String {
+    let got = match seconds {
+        Some(s) => format!(
+            "{} ({})",
+            progress::secs(s),
+            progress::bytes(out.audio_bytes())
+        ),
+        None => progress::bytes(out.audio_bytes()),
+    };
+    format!(
+        "the audio is incomplete: {why}\n  the stream broke after {got} of audio; the partial \
+         audio was removed and {} was not written",
+        output.display()
+    )
+}
+
+/// `stt FILE`: uploads the file streamed from disk (never held in memory whole); on a
+/// terminal, a file of 1 MB or more shows the upload's progress.
+pub(crate) async fn transcribe_file(
+    client: &Client,
+    path: &str,
+    request: &TranscribeRequest,
+) -> Result<Transcription, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{path} is not a file"));
+    }
+    let status = Arc::new(Mutex::new(StatusLine::stderr()));
+    let show = meta.len() >= SHOW_UPLOAD_FROM && lock(&status).is_on();
+    let hook: Option<ProgressHook> = show.then(|| {
+        let status = status.clone();
+        let name = path.to_owned();
+        Arc::new(move |p: Progress| {
+            let mut line = lock(&status);
+            if p.total.is_some_and(|total| p.sent >= total) {
+                line.draw(&format!(
+                    "uploaded {} ({}); transcribing…",
+                    name,
+                    progress::bytes(p.sent)
+                ));
+            } else {
+                line.update(&upload_text(&name, p));
+            }
+        }) as ProgressHook
+    });
+    let result = client.transcribe_file(path, request, hook).await;
+    lock(&status).clear();
+    result.map_err(|e| explain(&e))
+}
+
+/// `uploading big.wav: 42% (0.52 MB of 1.24 MB)`.
+fn upload_text(name: &str, p: Progress) -> String {
+    match (p.fraction(), p.total) {
+        (Some(fraction), Some(total)) => format!(
+            "uploading {name}: {:.0}% ({} of {})",
+            fraction * 100.0,
+            progress::bytes(p.sent),
+            progress::bytes(total)
+        ),
+        _ => format!("uploading {name}: {}", progress::bytes(p.sent)),
+    }
+}
+
+fn lock(status: &Mutex<StatusLine>) -> std::sync::MutexGuard<'_, StatusLine> {
+    status.lock().unwrap_or_else(PoisonError::into_inner)
+}
