@@ -23,6 +23,7 @@ use rustls::{ClientConnection, StreamOwned};
 use rustls_pki_types::{CertificateDer, ServerName};
 use smallest_core::stt_live::SttLiveSession;
 use smallest_core::tts_live::TtsLiveSession;
+use smallest_core::ws::LiveSession;
 use smallest_core::ws::{CloseFrame, WsMessage, check_upgrade};
 use smallest_core::{Error, TimeoutPhase};
 use tungstenite::Error as WsError;
@@ -302,46 +303,11 @@ impl Write for Socket {
     }
 }
 
-/// The verbs both core sessions share: the whole contract between a transport and a
-/// live protocol.
-trait Session: Send + 'static {
-    type Event;
-    fn handle_message(&mut self, message: WsMessage, now: Instant) -> Result<(), Error>;
-    fn poll_outgoing(&mut self) -> Option<WsMessage>;
-    fn poll_event(&mut self) -> Option<Self::Event>;
-    fn poll_timeout(&self) -> Option<Instant>;
-    fn handle_timeout(&mut self, now: Instant);
-    fn is_closed(&self) -> bool;
-}
+/// A core live session this transport can drive on its own: the core's
+/// [`LiveSession`] verbs, movable between threads.
+trait Session: LiveSession<Event: Send + 'static> + Send + 'static {}
 
-macro_rules! session {
-    ($session:ty, $event:ty) => {
-        impl Session for $session {
-            type Event = $event;
-            fn handle_message(&mut self, message: WsMessage, now: Instant) -> Result<(), Error> {
-                <$session>::handle_message(self, message, now)
-            }
-            fn poll_outgoing(&mut self) -> Option<WsMessage> {
-                <$session>::poll_outgoing(self)
-            }
-            fn poll_event(&mut self) -> Option<Self::Event> {
-                <$session>::poll_event(self)
-            }
-            fn poll_timeout(&self) -> Option<Instant> {
-                <$session>::poll_timeout(self)
-            }
-            fn handle_timeout(&mut self, now: Instant) {
-                <$session>::handle_timeout(self, now)
-            }
-            fn is_closed(&self) -> bool {
-                <$session>::is_closed(self)
-            }
-        }
-    };
-}
-
-session!(TtsLiveSession, TtsLiveEvent);
-session!(SttLiveSession, SttLiveEvent);
+impl<S: LiveSession<Event: Send + 'static> + Send + 'static> Session for S {}
 
 /// A core frame as a tungstenite message.
 fn to_tungstenite(message: WsMessage) -> Message {

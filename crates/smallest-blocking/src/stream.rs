@@ -20,7 +20,7 @@ use http::Request;
 use smallest_core::retry::{AttemptContext, RetryDecision};
 use smallest_core::tts::ResponseInfo;
 use smallest_core::tts_stream::{TtsStreamDecoder, TtsStreamRequest, TtsStreamStart};
-use smallest_core::{AudioChunk, AudioSource};
+use smallest_core::AudioChunk;
 use ureq::SendBody;
 
 use crate::{
@@ -186,7 +186,7 @@ impl Client {
         progress: Option<ProgressHook>,
     ) -> Result<Transcription, Error> {
         let path = path.as_ref();
-        let content_type = upload_content_type(request, Some(path));
+        let content_type = request.upload_content_type(Some(path));
         let started = Instant::now();
         let mut attempt = 1;
         loop {
@@ -231,7 +231,7 @@ impl Client {
         request: &TranscribeRequest,
         progress: Option<ProgressHook>,
     ) -> Result<Transcription, Error> {
-        let content_type = upload_content_type(request, None);
+        let content_type = request.upload_content_type(None);
         self.upload(reader, len, request, &content_type, progress.as_ref())
     }
 
@@ -283,31 +283,6 @@ impl Client {
             });
         }
     }
-}
-
-/// The `Content-Type` of an upload: the template's, else a guess from the extension.
-fn upload_content_type(request: &TranscribeRequest, path: Option<&Path>) -> String {
-    if let AudioSource::Bytes {
-        content_type: Some(content_type),
-        ..
-    } = &request.source
-    {
-        return content_type.clone();
-    }
-    let extension = path
-        .and_then(Path::extension)
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match extension.as_deref() {
-        Some("wav" | "wave") => "audio/wav",
-        Some("mp3") => "audio/mpeg",
-        Some("flac") => "audio/flac",
-        Some("ogg" | "oga" | "opus") => "audio/ogg",
-        Some("m4a" | "mp4") => "audio/mp4",
-        Some("webm") => "audio/webm",
-        _ => "application/octet-stream",
-    }
-    .to_owned()
 }
 
 /// A local file that cannot be read: nothing was sent.
@@ -705,16 +680,16 @@ mod tests {
     fn content_type_comes_from_the_template_or_the_extension() {
         let template = TranscribeRequest::from_bytes(Vec::new(), crate::SttLanguage::En);
         assert_eq!(
-            upload_content_type(&template, Some(Path::new("a/b.WAV"))),
+            &template.upload_content_type(Some(Path::new("a/b.WAV"))),
             "audio/wav"
         );
         assert_eq!(
-            upload_content_type(&template, None),
+            &template.upload_content_type(None),
             "application/octet-stream"
         );
         let typed = template.content_type("audio/flac");
         assert_eq!(
-            upload_content_type(&typed, Some(Path::new("x.mp3"))),
+            &typed.upload_content_type(Some(Path::new("x.mp3"))),
             "audio/flac"
         );
     }

@@ -501,6 +501,36 @@ impl TranscribeRequest {
     }
 }
 
+impl TranscribeRequest {
+    /// The `Content-Type` of a streamed upload: the one set on the request's byte
+    /// source, else one guessed from the file's extension (`.wav`, `.mp3`, `.flac`,
+    /// `.ogg`, `.m4a`, `.webm` …), else `application/octet-stream` (the server detects
+    /// the container either way).
+    pub fn upload_content_type(&self, file: Option<&std::path::Path>) -> String {
+        if let AudioSource::Bytes {
+            content_type: Some(content_type),
+            ..
+        } = &self.source
+        {
+            return content_type.clone();
+        }
+        let extension = file
+            .and_then(std::path::Path::extension)
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match extension.as_deref() {
+            Some("wav" | "wave") => "audio/wav",
+            Some("mp3") => "audio/mpeg",
+            Some("flac") => "audio/flac",
+            Some("ogg" | "oga" | "opus") => "audio/ogg",
+            Some("m4a" | "mp4") => "audio/mp4",
+            Some("webm") => "audio/webm",
+            _ => "application/octet-stream",
+        }
+        .to_owned()
+    }
+}
+
 impl Endpoint for TranscribeRequest {
     type Output = Transcription;
 

@@ -393,3 +393,60 @@ mod tests {
         );
     }
 }
+
+/// The sans-IO verbs both live sessions share ([`TtsLiveSession`](crate::TtsLiveSession),
+/// [`SttLiveSession`](crate::SttLiveSession)): the whole contract between a transport
+/// and a live protocol. A transport's driving loop is written once against it: send
+/// what [`poll_outgoing`](Self::poll_outgoing) gives, deliver what
+/// [`poll_event`](Self::poll_event) gives, read a frame into
+/// [`handle_message`](Self::handle_message), and wake at
+/// [`poll_timeout`](Self::poll_timeout) to call [`handle_timeout`](Self::handle_timeout).
+pub trait LiveSession {
+    /// What the session reports to its user.
+    type Event;
+    /// Takes one frame from the server.
+    fn handle_message(&mut self, message: WsMessage, now: std::time::Instant) -> Result<(), Error>;
+    /// The next frame to send, if any.
+    fn poll_outgoing(&mut self) -> Option<WsMessage>;
+    /// The next event for the user, if any.
+    fn poll_event(&mut self) -> Option<Self::Event>;
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next, if ever.
+    fn poll_timeout(&self) -> Option<std::time::Instant>;
+    /// Advances the session's timers to `now`.
+    fn handle_timeout(&mut self, now: std::time::Instant);
+    /// Whether the connection is over (closed, or the close was sent and received).
+    fn is_closed(&self) -> bool;
+}
+
+macro_rules! live_session {
+    ($session:ty, $event:ty) => {
+        impl LiveSession for $session {
+            type Event = $event;
+            fn handle_message(
+                &mut self,
+                message: WsMessage,
+                now: std::time::Instant,
+            ) -> Result<(), Error> {
+                <$session>::handle_message(self, message, now)
+            }
+            fn poll_outgoing(&mut self) -> Option<WsMessage> {
+                <$session>::poll_outgoing(self)
+            }
+            fn poll_event(&mut self) -> Option<Self::Event> {
+                <$session>::poll_event(self)
+            }
+            fn poll_timeout(&self) -> Option<std::time::Instant> {
+                <$session>::poll_timeout(self)
+            }
+            fn handle_timeout(&mut self, now: std::time::Instant) {
+                <$session>::handle_timeout(self, now)
+            }
+            fn is_closed(&self) -> bool {
+                <$session>::is_closed(self)
+            }
+        }
+    };
+}
+
+live_session!(crate::TtsLiveSession, crate::TtsLiveEvent);
+live_session!(crate::SttLiveSession, crate::SttLiveEvent);

@@ -23,6 +23,7 @@ use futures_util::stream::{SplitSink, SplitStream, StreamExt};
 use rustls_pki_types::ServerName;
 use smallest_core::stt_live::SttLiveSession;
 use smallest_core::tts_live::TtsLiveSession;
+use smallest_core::ws::LiveSession;
 use smallest_core::ws::{CloseFrame, WsMessage, check_upgrade};
 use smallest_core::{Error, TimeoutPhase};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -236,46 +237,11 @@ impl AsyncWrite for Socket {
 type Ws = WebSocketStream<Socket>;
 type WriteHalf = SplitSink<Ws, Message>;
 
-/// The verbs both core sessions share: the whole contract between a transport and a
-/// live protocol.
-trait Session: Send + 'static {
-    type Event: Send + 'static;
-    fn handle_message(&mut self, message: WsMessage, now: Instant) -> Result<(), Error>;
-    fn poll_outgoing(&mut self) -> Option<WsMessage>;
-    fn poll_event(&mut self) -> Option<Self::Event>;
-    fn poll_timeout(&self) -> Option<Instant>;
-    fn handle_timeout(&mut self, now: Instant);
-    fn is_closed(&self) -> bool;
-}
+/// A core live session this transport can drive on its own: the core's
+/// [`LiveSession`] verbs, movable between threads.
+trait Session: LiveSession<Event: Send + 'static> + Send + 'static {}
 
-macro_rules! session {
-    ($session:ty, $event:ty) => {
-        impl Session for $session {
-            type Event = $event;
-            fn handle_message(&mut self, message: WsMessage, now: Instant) -> Result<(), Error> {
-                <$session>::handle_message(self, message, now)
-            }
-            fn poll_outgoing(&mut self) -> Option<WsMessage> {
-                <$session>::poll_outgoing(self)
-            }
-            fn poll_event(&mut self) -> Option<Self::Event> {
-                <$session>::poll_event(self)
-            }
-            fn poll_timeout(&self) -> Option<Instant> {
-                <$session>::poll_timeout(self)
-            }
-            fn handle_timeout(&mut self, now: Instant) {
-                <$session>::handle_timeout(self, now)
-            }
-            fn is_closed(&self) -> bool {
-                <$session>::is_closed(self)
-            }
-        }
-    };
-}
-
-session!(TtsLiveSession, TtsLiveEvent);
-session!(SttLiveSession, SttLiveEvent);
+impl<S: LiveSession<Event: Send + 'static> + Send + 'static> Session for S {}
 
 /// A core frame as a tungstenite message.
 fn to_tungstenite(message: WsMessage) -> Message {
@@ -505,7 +471,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-type Next<S> = (Driver<S>, Option<Result<<S as Session>::Event, Error>>);
+type Next<S> = (Driver<S>, Option<Result<<S as LiveSession>::Event, Error>>);
 
 /// A receiver as a `Stream`: the driver's `next` runs as one stored future, so a
 /// cancelled `recv` resumes where it stopped instead of losing a frame.
