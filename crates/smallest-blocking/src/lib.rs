@@ -376,35 +376,43 @@ impl Client {
     /// answer, retrying under the client's [`RetryPolicy`].
     pub fn send<E: Endpoint>(&self, endpoint: &E) -> Result<E::Output, Error> {
         let _slot = E::USES_TTS_SLOT.then(|| self.inner.tts_slots.acquire());
+        self.retrying(|| send_with(self, &self.inner.config, endpoint))
+    }
+
+    /// Runs `attempt` until it succeeds or the client's [`RetryPolicy`] gives up,
+    /// telling the retry hook and sleeping between attempts. Every retry loop of this
+    /// crate is this one; the decisions are the core's.
+    pub(crate) fn retrying<T>(
+        &self,
+        mut attempt: impl FnMut() -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let started = Instant::now();
-        let mut attempt = 1;
+        let mut number = 1;
         loop {
-            let error = match send_with(self, &self.inner.config, endpoint) {
+            let error = match attempt() {
                 Ok(output) => return Ok(output),
                 Err(error) => error,
             };
             let decision = self.retry.decide(
-                attempt,
+                number,
                 &error,
                 AttemptContext::default(),
                 started.elapsed(),
                 SystemTime::now(),
                 jitter(),
             );
-            match decision {
-                RetryDecision::RetryAfter(delay) => {
-                    if let Some(hook) = &self.inner.on_retry {
-                        hook(&RetryNotice {
-                            attempt,
-                            delay,
-                            error: &error,
-                        });
-                    }
-                    std::thread::sleep(delay);
-                    attempt += 1;
-                }
-                _ => return Err(error),
+            let RetryDecision::RetryAfter(delay) = decision else {
+                return Err(error);
+            };
+            if let Some(hook) = &self.inner.on_retry {
+                hook(&RetryNotice {
+                    attempt: number,
+                    delay,
+                    error: &error,
+                });
             }
+            std::thread::sleep(delay);
+            number += 1;
         }
     }
 

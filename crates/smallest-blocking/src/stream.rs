@@ -13,19 +13,18 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::Request;
-use smallest_core::retry::{AttemptContext, RetryDecision};
+use smallest_core::AudioChunk;
 use smallest_core::tts::ResponseInfo;
 use smallest_core::tts_stream::{TtsStreamDecoder, TtsStreamRequest, TtsStreamStart};
-use smallest_core::AudioChunk;
 use ureq::SendBody;
 
 use crate::{
-    Audio, Client, Endpoint, Error, OutputFormat, RetryNotice, Stage, Timeouts, TranscribeRequest,
-    Transcription, TtsPermit, TtsRequest, classify, jitter,
+    Audio, Client, Endpoint, Error, OutputFormat, Stage, Timeouts, TranscribeRequest,
+    Transcription, TtsPermit, TtsRequest, classify,
 };
 use smallest_core::audio::WavSizes;
 
@@ -84,40 +83,18 @@ impl Client {
         // Refuse an invalid request before queueing for a slot.
         stream_request.prepare(&self.inner.config)?;
         let slot = self.inner.tts_slots.acquire();
-        let retry_started = Instant::now();
-        let mut attempt = 1;
-        loop {
-            let error = match self.open_tts_stream(&stream_request) {
-                Ok((reader, decoder)) => {
-                    return Ok(AudioStream {
-                        reader,
-                        decoder,
-                        phase: Phase::Streaming,
-                        buf: vec![0; READ_CHUNK].into_boxed_slice(),
-                        limits: self.inner.timeouts,
-                        started,
-                        first_chunk: None,
-                        slot: Some(slot),
-                    });
-                }
-                Err(error) => error,
-            };
-            // Nothing reached the user yet: the ordinary rules apply.
-            let delay = match self.retry.decide(
-                attempt,
-                &error,
-                AttemptContext::default(),
-                retry_started.elapsed(),
-                SystemTime::now(),
-                jitter(),
-            ) {
-                RetryDecision::RetryAfter(delay) => delay,
-                _ => return Err(error),
-            };
-            self.notify_retry(attempt, delay, &error);
-            std::thread::sleep(delay);
-            attempt += 1;
-        }
+        // Retried only until the head says 2xx: nothing has reached the user before that.
+        let (reader, decoder) = self.retrying(|| self.open_tts_stream(&stream_request))?;
+        Ok(AudioStream {
+            reader,
+            decoder,
+            phase: Phase::Streaming,
+            buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            limits: self.inner.timeouts,
+            started,
+            first_chunk: None,
+            slot: Some(slot),
+        })
     }
 
     /// One attempt: sends the request and reads the head. A 2xx event stream comes back
@@ -187,34 +164,15 @@ impl Client {
     ) -> Result<Transcription, Error> {
         let path = path.as_ref();
         let content_type = request.upload_content_type(Some(path));
-        let started = Instant::now();
-        let mut attempt = 1;
-        loop {
-            let result = File::open(path)
+        // A path can be reopened, so the whole upload is retried like any call.
+        self.retrying(|| {
+            File::open(path)
                 .and_then(|file| Ok((file.metadata()?.len(), file)))
                 .map_err(|e| file_error(path, e))
                 .and_then(|(len, file)| {
                     self.upload(file, Some(len), request, &content_type, progress.as_ref())
-                });
-            let error = match result {
-                Ok(transcription) => return Ok(transcription),
-                Err(error) => error,
-            };
-            let delay = match self.retry.decide(
-                attempt,
-                &error,
-                AttemptContext::default(),
-                started.elapsed(),
-                SystemTime::now(),
-                jitter(),
-            ) {
-                RetryDecision::RetryAfter(delay) => delay,
-                _ => return Err(error),
-            };
-            self.notify_retry(attempt, delay, &error);
-            std::thread::sleep(delay);
-            attempt += 1;
-        }
+                })
+        })
     }
 
     /// `POST /waves/v1/stt/`: transcribes audio streamed from `reader`, `len` bytes of
@@ -272,16 +230,6 @@ impl Client {
             .read_to_end(&mut data)
             .map_err(|e| classify(ureq::Error::from(e), Stage::Body, limits))?;
         request.from_http_response(http::Response::from_parts(parts, Bytes::from(data)))
-    }
-
-    fn notify_retry(&self, attempt: u32, delay: Duration, error: &Error) {
-        if let Some(hook) = &self.inner.on_retry {
-            hook(&RetryNotice {
-                attempt,
-                delay,
-                error,
-            });
-        }
     }
 }
 

@@ -225,41 +225,49 @@ impl Client {
         } else {
             None
         };
+        self.retrying(|| async {
+            let request = smallest_core::prepare(endpoint, &self.inner.config)?;
+            let response = self.execute(request).await?;
+            endpoint.from_http_response(response)
+        })
+        .await
+    }
+
+    /// Runs `attempt` until it succeeds or the client's [`RetryPolicy`] gives up,
+    /// telling the retry hook and sleeping between attempts. Every retry loop of this
+    /// crate is this one; the decisions are the core's.
+    pub(crate) async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
         let started = Instant::now();
-        let mut attempt = 1;
+        let mut number = 1;
         loop {
-            let result = async {
-                let request = smallest_core::prepare(endpoint, &self.inner.config)?;
-                let response = self.execute(request).await?;
-                endpoint.from_http_response(response)
-            }
-            .await;
-            let error = match result {
+            let error = match attempt().await {
                 Ok(output) => return Ok(output),
                 Err(error) => error,
             };
             let decision = self.retry.decide(
-                attempt,
+                number,
                 &error,
                 AttemptContext::default(),
                 started.elapsed(),
                 SystemTime::now(),
                 jitter(),
             );
-            match decision {
-                RetryDecision::RetryAfter(delay) => {
-                    if let Some(hook) = &self.inner.on_retry {
-                        hook(&RetryNotice {
-                            attempt,
-                            delay,
-                            error: &error,
-                        });
-                    }
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                _ => return Err(error),
+            let RetryDecision::RetryAfter(delay) = decision else {
+                return Err(error);
+            };
+            if let Some(hook) = &self.inner.on_retry {
+                hook(&RetryNotice {
+                    attempt: number,
+                    delay,
+                    error: &error,
+                });
             }
+            tokio::time::sleep(delay).await;
+            number += 1;
         }
     }
 

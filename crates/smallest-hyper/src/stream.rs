@@ -13,7 +13,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_core::Stream;
@@ -21,7 +21,6 @@ use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use smallest_core::retry::{AttemptContext, RetryDecision};
 use smallest_core::tts::ResponseInfo;
 use smallest_core::tts_stream::{TtsStreamDecoder, TtsStreamRequest, TtsStreamStart};
 use smallest_core::{AudioChunk, BoxError};
@@ -29,8 +28,8 @@ use tokio::io::{AsyncRead, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt, R
 use tokio::time::Sleep;
 
 use crate::{
-    Audio, Client, Endpoint, Error, OutputFormat, RetryNotice, TimeoutPhase, TranscribeRequest,
-    Transcription, TtsPermit, TtsRequest, classify, jitter, with_limit,
+    Audio, Client, Endpoint, Error, OutputFormat, TimeoutPhase, TranscribeRequest, Transcription,
+    TtsPermit, TtsRequest, classify, with_limit,
 };
 use smallest_core::audio::WavSizes;
 
@@ -92,38 +91,18 @@ impl Client {
         // Refuse an invalid request before queueing for a slot.
         stream_request.prepare(&self.inner.config)?;
         let slot = self.inner.tts_slots.acquire().await;
-        let retry_started = Instant::now();
-        let mut attempt = 1;
-        loop {
-            let error = match self.open_tts_stream(&stream_request).await {
-                Ok((body, decoder, deadline)) => {
-                    return Ok(AudioStream::new(
-                        body,
-                        decoder,
-                        started,
-                        self.inner.timeouts.idle,
-                        deadline,
-                        slot,
-                    ));
-                }
-                Err(error) => error,
-            };
-            // Nothing reached the user yet: the ordinary rules apply.
-            let delay = match self.retry.decide(
-                attempt,
-                &error,
-                AttemptContext::default(),
-                retry_started.elapsed(),
-                SystemTime::now(),
-                jitter(),
-            ) {
-                RetryDecision::RetryAfter(delay) => delay,
-                _ => return Err(error),
-            };
-            self.notify_retry(attempt, delay, &error);
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
+        // Retried only until the head says 2xx: nothing has reached the user before that.
+        let (body, decoder, deadline) = self
+            .retrying(|| self.open_tts_stream(&stream_request))
+            .await?;
+        Ok(AudioStream::new(
+            body,
+            decoder,
+            started,
+            self.inner.timeouts.idle,
+            deadline,
+            slot,
+        ))
     }
 
     /// One attempt: sends the request and reads the head. A 2xx event stream comes back
@@ -197,41 +176,20 @@ impl Client {
     ) -> Result<Transcription, Error> {
         let path = path.as_ref();
         let content_type = request.upload_content_type(Some(path));
-        let started = Instant::now();
-        let mut attempt = 1;
-        loop {
-            let result = async {
-                let file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(|e| file_error(path, e))?;
-                let len = file
-                    .metadata()
-                    .await
-                    .map_err(|e| file_error(path, e))?
-                    .len();
-                self.upload(file, Some(len), request, &content_type, progress.clone())
-                    .await
-            }
-            .await;
-            let error = match result {
-                Ok(transcription) => return Ok(transcription),
-                Err(error) => error,
-            };
-            let delay = match self.retry.decide(
-                attempt,
-                &error,
-                AttemptContext::default(),
-                started.elapsed(),
-                SystemTime::now(),
-                jitter(),
-            ) {
-                RetryDecision::RetryAfter(delay) => delay,
-                _ => return Err(error),
-            };
-            self.notify_retry(attempt, delay, &error);
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
+        // A path can be reopened, so the whole upload is retried like any call.
+        self.retrying(|| async {
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| file_error(path, e))?;
+            let len = file
+                .metadata()
+                .await
+                .map_err(|e| file_error(path, e))?
+                .len();
+            self.upload(file, Some(len), request, &content_type, progress.clone())
+                .await
+        })
+        .await
     }
 
     /// `POST /waves/v1/stt/`: transcribes audio streamed from `reader`, `len` bytes of
@@ -316,16 +274,6 @@ impl Client {
         };
         let response = with_limit(timeouts.total, TimeoutPhase::Total, exchange).await??;
         request.from_http_response(response)
-    }
-
-    fn notify_retry(&self, attempt: u32, delay: Duration, error: &Error) {
-        if let Some(hook) = &self.inner.on_retry {
-            hook(&RetryNotice {
-                attempt,
-                delay,
-                error,
-            });
-        }
     }
 }
 
