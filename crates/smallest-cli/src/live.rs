@@ -248,7 +248,7 @@ impl Transcripts {
         if t.is_final {
             self.interim.clear();
             if !text.is_empty() {
-                println!("{text}");
+                outln!("{text}");
             }
         } else if !text.is_empty() {
             self.interim.draw_tail(text);

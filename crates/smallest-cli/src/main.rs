@@ -16,6 +16,21 @@ use smallest_core::{ApiKey, Config, Endpoint, Error};
 use smallest_emulator::Emulator;
 use smallest_hyper::{Client, RetryPolicy};
 
+/// `println!` for a command-line tool: when stdout is a closed pipe (`smallest voices |
+/// head`), exit quietly with the shell's SIGPIPE status instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(141);
+            }
+            eprintln!("error: cannot write to stdout: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 mod dotenv;
 mod live;
 mod manage;
@@ -402,7 +417,7 @@ async fn stt(client: &Client, args: SttArgs) -> Result<ExitCode, String> {
     if args.json {
         let value: serde_json::Value = serde_json::from_slice(response.body())
             .map_err(|e| format!("the response is not JSON: {e}"))?;
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
         );
@@ -414,12 +429,12 @@ async fn stt(client: &Client, args: SttArgs) -> Result<ExitCode, String> {
 
 fn print_transcription(transcription: &Transcription) {
     if transcription.is_processing() {
-        println!(
+        outln!(
             "accepted for asynchronous processing (request id {})",
             transcription.request_id.as_deref().unwrap_or("unknown")
         );
     } else {
-        println!("{}", transcription.transcription);
+        outln!("{}", transcription.transcription);
     }
 }
 
@@ -447,7 +462,7 @@ async fn health(global: &Global, env: &Env) -> Result<ExitCode, String> {
         .map(|(name, s)| format!("{name}: {s}"))
         .collect::<Vec<_>>()
         .join(", ");
-    println!("{} ({services})", status.status);
+    outln!("{} ({services})", status.status);
     Ok(if status.healthy {
         ExitCode::SUCCESS
     } else {
@@ -472,7 +487,7 @@ async fn emulator(args: EmulatorArgs, env: &Env) -> Result<ExitCode, String> {
         .await
         .map_err(|e| format!("cannot start the emulator: {e}"))?;
     // The first line on stdout is the base URL, for scripts.
-    println!("{}", running.base_url());
+    outln!("{}", running.base_url());
     if let Some(pem) = running.ca_certificate_pem() {
         let path = std::env::temp_dir().join(format!(
             "smallest-emulator-ca-{}.pem",
@@ -509,7 +524,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
         .start()
         .await
         .map_err(|e| format!("cannot start the embedded emulator: {e}"))?;
-    println!(
+    outln!(
         "emulator:    {} (embedded, on loopback; no API key needed)",
         running.base_url()
     );
@@ -529,8 +544,8 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
     std::fs::write(&path, audio.bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let shown = std::fs::canonicalize(&path).unwrap_or(path);
-    println!("text:        {DEMO_TEXT:?}");
-    println!(
+    outln!("text:        {DEMO_TEXT:?}");
+    outln!(
         "speech:      {} ({} Hz mono 16-bit WAV, {:.2} s, {} bytes)",
         shown.display(),
         audio.sample_rate(),
@@ -545,13 +560,13 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
         )
         .await
         .map_err(|e| explain(&e))?;
-    println!("transcribed: {:?}", transcription.transcription);
+    outln!("transcribed: {:?}", transcription.transcription);
     running.shutdown();
     if transcription.transcription == DEMO_TEXT {
-        println!("round trip:  ok");
+        outln!("round trip:  ok");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("round trip:  MISMATCH");
+        outln!("round trip:  MISMATCH");
         Ok(ExitCode::FAILURE)
     }
 }

@@ -163,7 +163,7 @@ pub(crate) async fn clone(client: &Client, command: CloneCommand) -> Result<Exit
             if json {
                 return print_json(&clone);
             }
-            println!("{}", clone.id);
+            outln!("{}", clone.id);
             eprintln!(
                 "created voice clone {:?} ({}); synthesize with --voice {}",
                 clone.display_name,
@@ -233,7 +233,7 @@ pub(crate) async fn dicts(client: &Client, command: DictsCommand) -> Result<Exit
                 .create_dict(&CreateDict::new(items.parse()?))
                 .await
                 .map_err(|e| explain(&e))?;
-            println!("{}", dict.id);
+            outln!("{}", dict.id);
             eprintln!(
                 "created dictionary {} with {} items; use it with `pronunciation_dicts`",
                 dict.id,
@@ -300,7 +300,7 @@ impl DictItems {
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<ExitCode, String> {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).map_err(|e| e.to_string())?
     );
@@ -324,7 +324,7 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{cell:<w$}  "));
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end());
     };
     line(header.to_vec());
     for row in rows {

@@ -653,3 +653,21 @@ fn tts_live_speaks_the_lines_of_stdin() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("--format wav or pcm"));
 }
+
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smallest"))
+        .args(["voices"])
+        .env("SMALLEST_API_KEY", KEY)
+        .env("SMALLEST_BASE_URL", emulator.base_url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end at once, as `smallest voices | head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
