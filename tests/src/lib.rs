@@ -32,6 +32,8 @@ pub trait Api: Send + Sync {
     fn name(&self) -> &'static str;
     /// `POST /waves/v1/tts`.
     fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error>;
+    /// Long text in sentence chunks, joined.
+    fn synthesize_long(&self, request: &TtsRequest) -> Result<Audio, Error>;
     /// `POST /waves/v1/stt/`.
     fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error>;
     /// `POST /waves/v1/pulse/get_text`.
@@ -114,6 +116,9 @@ impl Api for HyperApi {
     fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
         self.runtime.block_on(self.client.synthesize(request))
     }
+    fn synthesize_long(&self, request: &TtsRequest) -> Result<Audio, Error> {
+        self.runtime.block_on(self.client.synthesize_long(request))
+    }
     fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
         self.runtime.block_on(self.client.transcribe(request))
     }
@@ -168,6 +173,9 @@ impl Api for BlockingApi {
     }
     fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
         self.client.synthesize(request)
+    }
+    fn synthesize_long(&self, request: &TtsRequest) -> Result<Audio, Error> {
+        self.client.synthesize_long(request)
     }
     fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
         self.client.transcribe(request)

@@ -183,3 +183,81 @@ fn the_default_request_is_pcm_at_44100() {
         );
     });
 }
+
+#[test]
+fn a_long_text_is_synthesized_in_sentence_chunks_and_joined_in_order() {
+    let sentence = "This sentence is one of many in a long text.";
+    let text = vec![sentence; 14].join(" ");
+    assert!(text.len() > 600);
+    on_every_transport(emulator(), |s| {
+        let request = TtsRequest::new(text.as_str(), "magnus")
+            .sample_rate(8000)
+            .output_format(OutputFormat::Wav);
+        let audio = s.api.synthesize_long(&request).unwrap();
+        assert_eq!(wav_info(audio.bytes()).unwrap().sample_rate, 8000, "{s}");
+        let chunks = s
+            .emulator
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/waves/v1/tts")
+            .count();
+        assert!(
+            chunks >= 3,
+            "{s}: {chunks} requests for {} characters",
+            text.len()
+        );
+        let heard = s
+            .api
+            .transcribe(&TranscribeRequest::from_bytes(
+                audio.into_bytes(),
+                SttLanguage::En,
+            ))
+            .unwrap()
+            .transcription;
+        assert_eq!(heard, text, "{s}");
+    });
+}
+
+#[test]
+fn tls_is_verified_unless_the_root_is_added() {
+    let emulator = emulator().tls(true).spawn().unwrap();
+    let config = smallest_tests::config_for(&emulator, smallest_tests::KEY);
+    let hyper = smallest_hyper::Client::builder(config.clone())
+        .retry_policy(smallest_core::retry::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = runtime.block_on(hyper.health()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            smallest_core::Error::Transport {
+                request_sent: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let blocking = smallest_blocking::Client::builder(config)
+        .retry_policy(smallest_core::retry::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = blocking.health().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            smallest_core::Error::Transport {
+                request_sent: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        emulator.requests().is_empty(),
+        "a request reached an untrusted server"
+    );
+}
