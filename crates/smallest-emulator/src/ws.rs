@@ -239,13 +239,24 @@ impl Handshake {
 
     /// Answers `101 Switching Protocols` and runs `session` on the WebSocket once hyper has handed
     /// the connection over. Whatever `session` captures (leases included) lives until it ends.
-    pub(crate) fn accept<F, Fut>(self, config: WebSocketConfig, session: F) -> Response<Body>
+    ///
+    /// `hub` counts the session as open from this moment, before the client sees the 101: a
+    /// shutdown that comes between the 101 and the session's start still waits for the session
+    /// (which then closes with `1001` at once) instead of cutting the connection without a close.
+    pub(crate) fn accept<F, Fut>(
+        self,
+        hub: &Hub,
+        config: WebSocketConfig,
+        session: F,
+    ) -> Response<Body>
     where
         F: FnOnce(Socket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let on_upgrade = self.on_upgrade;
+        let open = hub.shutdown_signal();
         tokio::spawn(async move {
+            let _open = open;
             let Ok(upgraded) = on_upgrade.await else {
                 return;
             };

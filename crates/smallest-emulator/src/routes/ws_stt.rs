@@ -318,7 +318,8 @@ pub(super) fn upgrade(ctx: &mut Ctx<'_>, caller: &Caller, legacy: bool) -> Respo
     let limit = state.settings.ws.stt_limit;
     let lease = state.ws.try_open_stt(caller.key(), limit);
     let transcriber = Transcriber::new(config, state.new_id());
-    handshake.accept(ws::config(MAX_MESSAGE_BYTES), move |socket| {
+    let hub = &ctx.state.ws;
+    handshake.accept(hub, ws::config(MAX_MESSAGE_BYTES), move |socket| {
         run(state, socket, transcriber, lease, limit)
     })
 }

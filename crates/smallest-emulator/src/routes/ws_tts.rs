@@ -112,7 +112,8 @@ pub(super) fn upgrade(ctx: &mut Ctx<'_>, caller: &Caller) -> Response<Body> {
         idle_secs,
         state,
     };
-    handshake.accept(ws::config(MAX_MESSAGE_BYTES), move |socket| {
+    let hub = &ctx.state.ws;
+    handshake.accept(hub, ws::config(MAX_MESSAGE_BYTES), move |socket| {
         session.run(socket, lease)
     })
 }
