@@ -15,7 +15,10 @@ const CANARY: &str = "sk_canary_log_5d1f0a";
 
 static LOG: Mutex<String> = Mutex::new(String::new());
 
-/// Whether the capture takes ureq-proto's TRACE records too (its raw byte dumps).
+/// The targets whose TRACE records are raw request dumps (`RUST_LOG=trace,ureq_proto=debug,tungstenite=debug`).
+const RAW_DUMP_TARGETS: [&str; 2] = ["ureq_proto", "tungstenite::handshake"];
+
+/// Whether the capture takes those raw dumps too.
 static UREQ_PROTO_TRACE: AtomicBool = AtomicBool::new(false);
 
 struct Capture;
@@ -23,7 +26,9 @@ struct Capture;
 impl log::Log for Capture {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
         UREQ_PROTO_TRACE.load(Ordering::SeqCst)
-            || !(metadata.target().starts_with("ureq_proto")
+            || !(RAW_DUMP_TARGETS
+                .iter()
+                .any(|t| metadata.target().starts_with(t))
                 && metadata.level() == log::Level::Trace)
     }
     fn log(&self, record: &log::Record<'_>) {
@@ -125,6 +130,22 @@ fn the_key_is_in_no_log_record_at_trace_level() {
                 );
             }
         }
+        streams_uploads_and_live_sessions(&emulator);
+        for api in clients(&emulator, CANARY) {
+            let log = LOG.lock().unwrap().clone();
+            assert!(
+                log.len() > 1000,
+                "{}: the libraries logged nothing: capture is not working",
+                api.name()
+            );
+            if let Some(line) = leaks(&log) {
+                panic!(
+                    "{} over {}: the key leaked into a log record: {line}",
+                    api.name(),
+                    if tls { "https" } else { "http" }
+                );
+            }
+        }
     }
 }
 
@@ -142,7 +163,27 @@ fn the_blocking_client_refuses_to_send_the_key_into_a_raw_trace_dump() {
     UREQ_PROTO_TRACE.store(true, Ordering::SeqCst);
     let result = client.synthesize(&TtsRequest::new("Refuse me.", "magnus"));
     let health = client.health();
+    let stream = client
+        .synthesize_stream(&TtsRequest::new("Refuse me.", "magnus"))
+        .map(drop);
+    let live = client
+        .tts_live(smallest_core::TtsLiveConfig::new("magnus"))
+        .map(drop);
+    let hyper = smallest_hyper::Client::new(smallest_tests::config_for(&emulator, CANARY)).unwrap();
+    let hyper_live = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(hyper.tts_live(smallest_core::TtsLiveConfig::new("magnus")))
+        .map(drop);
     UREQ_PROTO_TRACE.store(false, Ordering::SeqCst);
+    for refused in [stream, live, hyper_live] {
+        let err = refused.unwrap_err();
+        assert!(
+            err.to_string().contains("refusing to send the API key"),
+            "{err}"
+        );
+    }
     let err = result.unwrap_err();
     assert!(err.to_string().contains("ureq_proto"), "{err}");
     assert!(
@@ -160,3 +201,91 @@ fn the_blocking_client_refuses_to_send_the_key_into_a_raw_trace_dump() {
 }
 
 static PHASE: Mutex<()> = Mutex::new(());
+
+/// Every other way the key goes out: SSE streams, streamed uploads and both live
+/// WebSocket sessions, on both transports.
+fn streams_uploads_and_live_sessions(emulator: &smallest_emulator::RunningEmulator) {
+    use smallest_core::{SttLiveConfig, TtsLiveConfig};
+    let hyper = {
+        let mut b = smallest_hyper::Client::builder(smallest_tests::config_for(emulator, CANARY));
+        if let Some(ca) = emulator.ca_certificate_der() {
+            b = b.add_root_certificate_der(ca);
+        }
+        b.build().unwrap()
+    };
+    let blocking = {
+        let mut b =
+            smallest_blocking::Client::builder(smallest_tests::config_for(emulator, CANARY));
+        if let Some(ca) = emulator.ca_certificate_der() {
+            b = b.add_root_certificate_der(ca);
+        }
+        b.build().unwrap()
+    };
+    let wav = std::env::temp_dir().join(format!("smallest-logging-{}.wav", std::process::id()));
+    let pcm = smallest_emulator::speech::synthesize_pcm("Logged.", 16000, 1.0);
+    let mut file = smallest_core::audio::wav_header(
+        smallest_core::audio::WavEncoding::Pcm16,
+        16000,
+        (pcm.len() * 2) as u64,
+    )
+    .to_vec();
+    file.extend(pcm.iter().flat_map(|s| s.to_le_bytes()));
+    std::fs::write(&wav, &file).unwrap();
+    let template = TranscribeRequest::from_bytes(Vec::new(), SttLanguage::En);
+    let raw: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let stream = hyper
+            .synthesize_stream(&TtsRequest::new("Stream me.", "magnus"))
+            .await
+            .unwrap();
+        stream.collect().await.unwrap();
+        hyper.transcribe_file(&wav, &template, None).await.unwrap();
+        let live = hyper.tts_live(TtsLiveConfig::new("magnus")).await.unwrap();
+        let (tx, mut rx) = live.split();
+        tx.speak("Live.").await.unwrap();
+        while let Some(event) = rx.recv().await {
+            if matches!(event, Ok(smallest_core::TtsLiveEvent::Complete { .. })) {
+                break;
+            }
+        }
+        tx.close().await.unwrap();
+        let live = hyper
+            .stt_live(SttLiveConfig::new(SttLanguage::En))
+            .await
+            .unwrap();
+        let (tx, mut rx) = live.split();
+        tx.send_audio(&raw).await.unwrap();
+        tx.close_stream().await.unwrap();
+        while rx.recv().await.is_some() {}
+    });
+    drop(runtime);
+    blocking
+        .synthesize_stream(&TtsRequest::new("Stream me.", "magnus"))
+        .unwrap()
+        .collect()
+        .unwrap();
+    blocking.transcribe_file(&wav, &template, None).unwrap();
+    let (tx, mut rx) = blocking
+        .tts_live(TtsLiveConfig::new("magnus"))
+        .unwrap()
+        .split();
+    tx.speak("Live.").unwrap();
+    while let Some(event) = rx.recv() {
+        if matches!(event, Ok(smallest_core::TtsLiveEvent::Complete { .. })) {
+            break;
+        }
+    }
+    tx.close().unwrap();
+    let (tx, mut rx) = blocking
+        .stt_live(SttLiveConfig::new(SttLanguage::En))
+        .unwrap()
+        .split();
+    tx.send_audio(&raw).unwrap();
+    tx.close_stream().unwrap();
+    while rx.recv().is_some() {}
+}

@@ -845,124 +845,30 @@ fn jitter() -> f64 {
     smallest_core::retry::jitter_from_seed(entropy())
 }
 
-/// The log target under which ureq-proto hex-dumps every request head it writes,
-/// `Authorization` included, at TRACE level.
-const UREQ_PROTO_DUMP_TARGET: &str = "ureq_proto::util";
+/// Log targets that record raw request bytes, `Authorization` included, at TRACE:
+/// ureq-proto's hex dump of every request head it writes, and tungstenite's dump of the
+/// WebSocket upgrade request.
+const RAW_DUMP_TARGETS: [&str; 2] = ["ureq_proto::util", "tungstenite::handshake::client"];
 
 /// Refuses to send a request that carries the key while the process logger would
-/// record ureq-proto's TRACE dump of the raw request head: that dump would put the API
-/// key into the log. Turning a silent leak into an error that names the fix is the
-/// only safe choice a library has; every other target may log at TRACE freely.
+/// record a library's TRACE dump of the raw request: that dump would put the API key
+/// into the log. Turning a silent leak into an error that names the fix is the only
+/// safe choice a library has; every other target may log at TRACE freely.
 pub(crate) fn refuse_if_trace_would_log_the_key(headers: &http::HeaderMap) -> Result<(), Error> {
-    if headers.contains_key(http::header::AUTHORIZATION)
-        && log::log_enabled!(target: UREQ_PROTO_DUMP_TARGET, log::Level::Trace)
-    {
-        return Err(Error::Config(
-            "refusing to send the API key: the logger records TRACE output of `ureq_proto`, \
-             which dumps raw request bytes including the Authorization header; lower that \
-             target to DEBUG (e.g. RUST_LOG=trace,ureq_proto=debug) or use smallest-hyper"
+    if !headers.contains_key(http::header::AUTHORIZATION) {
+        return Ok(());
+    }
+    for target in RAW_DUMP_TARGETS {
+        if log::log_enabled!(target: target, log::Level::Trace) {
+            return Err(Error::Config(
+                format!(
+                    "refusing to send the API key: the logger records TRACE output of `{target}`, \
+                     which dumps raw request bytes including the Authorization header; lower \
+                     that target to DEBUG (e.g. RUST_LOG=trace,ureq_proto=debug,tungstenite=debug)"
+                )
                 .into(),
-        ));
+            ));
+        }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn extra_roots_are_added_to_every_mozilla_root() {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        let der = cert.cert.der().to_vec();
-        let RootCerts::Specific(certs) = root_certs(std::slice::from_ref(&der)).unwrap() else {
-            panic!("expected specific roots");
-        };
-        let mozilla = webpki_root_certs::TLS_SERVER_ROOT_CERTS.len();
-        assert!(mozilla > 100, "{mozilla}");
-        assert_eq!(certs.len(), mozilla + 1);
-        assert_eq!(certs.last().unwrap().der(), der.as_slice());
-        // Every one of them is usable by rustls (ureq would silently skip the others).
-        let mut store = rustls::RootCertStore::empty();
-        let (added, ignored) =
-            store.add_parsable_certificates(certs.iter().map(|c| CertificateDer::from(c.der())));
-        assert_eq!((added, ignored), (mozilla + 1, 0));
-        assert!(matches!(root_certs(&[]).unwrap(), RootCerts::WebPki));
-    }
-
-    #[test]
-    fn a_broken_extra_root_is_a_config_error() {
-        let err = root_certs(&[vec![0x30, 0x03, 0x01, 0x02]]).unwrap_err();
-        assert!(matches!(err, Error::Config(_)), "{err:?}");
-        assert!(err.to_string().contains("#1"), "{err}");
-    }
-
-    #[test]
-    fn timeouts_map_to_the_phase_that_was_limited() {
-        let limits = Timeouts {
-            connect: Some(Duration::from_secs(1)),
-            response: Some(Duration::from_secs(2)),
-            idle: Some(Duration::from_secs(3)),
-            total: Some(Duration::from_secs(4)),
-        };
-        let phase = |t| match classify(ureq::Error::Timeout(t), Stage::Exchange, &limits) {
-            Error::Timeout { phase, limit } => (phase, limit.as_secs()),
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(phase(ureq::Timeout::Resolve), (TimeoutPhase::Connect, 1));
-        assert_eq!(phase(ureq::Timeout::Connect), (TimeoutPhase::Connect, 1));
-        assert_eq!(
-            phase(ureq::Timeout::RecvResponse),
-            (TimeoutPhase::ResponseHead, 2)
-        );
-        assert_eq!(phase(ureq::Timeout::PerRead), (TimeoutPhase::Idle, 3));
-        assert_eq!(phase(ureq::Timeout::PerWrite), (TimeoutPhase::Idle, 3));
-        assert_eq!(phase(ureq::Timeout::Global), (TimeoutPhase::Total, 4));
-        // A limit this crate never sets stays a transport error.
-        let e = classify(
-            ureq::Error::Timeout(ureq::Timeout::SendBody),
-            Stage::Exchange,
-            &limits,
-        );
-        assert!(matches!(
-            e,
-            Error::Transport {
-                request_sent: true,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn errors_before_the_request_was_written_are_not_sent() {
-        let limits = Timeouts::default();
-        let sent = |e, stage| match classify(e, stage, &limits) {
-            Error::Transport { request_sent, .. } => request_sent,
-            other => panic!("{other:?}"),
-        };
-        let io = |kind| ureq::Error::Io(io::Error::from(kind));
-        assert!(!sent(ureq::Error::HostNotFound, Stage::Exchange));
-        assert!(!sent(ureq::Error::ConnectionFailed, Stage::Exchange));
-        assert!(!sent(io(io::ErrorKind::ConnectionRefused), Stage::Exchange));
-        assert!(!sent(io(io::ErrorKind::HostUnreachable), Stage::Exchange));
-        // What std's resolver returns on Unix for an unknown host.
-        let dns =
-            io::Error::other("failed to lookup address information: Name or service not known");
-        assert!(!sent(ureq::Error::Io(dns), Stage::Exchange));
-        let handshake = io::Error::new(
-            io::ErrorKind::InvalidData,
-            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
-        );
-        assert!(!sent(ureq::Error::Io(handshake), Stage::Exchange));
-        assert!(sent(io(io::ErrorKind::ConnectionReset), Stage::Exchange));
-        assert!(sent(io(io::ErrorKind::UnexpectedEof), Stage::Exchange));
-        assert!(sent(io(io::ErrorKind::ConnectionRefused), Stage::Body));
-        let decrypt = io::Error::new(io::ErrorKind::InvalidData, rustls::Error::DecryptError);
-        assert!(sent(ureq::Error::Io(decrypt), Stage::Exchange));
-        // Unset limits never invent a number: a timeout without one is a transport error.
-        assert!(!sent(
-            ureq::Error::Timeout(ureq::Timeout::Connect),
-            Stage::Exchange
-        ));
-    }
 }

@@ -105,6 +105,7 @@ impl Client {
     ) -> Result<(ureq::BodyReader<'static>, TtsStreamDecoder), Error> {
         let limits = &self.inner.timeouts;
         let (parts, body) = request.prepare(&self.inner.config)?.into_parts();
+        crate::refuse_if_trace_would_log_the_key(&parts.headers)?;
         let response = self
             .inner
             .agent
@@ -214,6 +215,7 @@ impl Client {
             failure: None,
         };
         let (parts, ()) = head.into_parts();
+        crate::refuse_if_trace_would_log_the_key(&parts.headers)?;
         let result = self.inner.agent.run(Request::from_parts(
             parts,
             SendBody::from_reader(&mut upload),

@@ -574,3 +574,26 @@ fn entropy() -> u64 {
 fn jitter() -> f64 {
     smallest_core::retry::jitter_from_seed(entropy())
 }
+
+/// The log target under which tungstenite dumps the raw WebSocket upgrade request,
+/// `Authorization` included, at TRACE. (hyper and rustls never log header values.)
+const RAW_DUMP_TARGET: &str = "tungstenite::handshake::client";
+
+/// Refuses to send a request that carries the key while the process logger would
+/// record tungstenite's TRACE dump of the raw upgrade request: that dump would put the
+/// API key into the log. Turning a silent leak into an error that names the fix is the
+/// only safe choice a library has; every other target may log at TRACE freely.
+pub(crate) fn refuse_if_trace_would_log_the_key(headers: &http::HeaderMap) -> Result<(), Error> {
+    if headers.contains_key(http::header::AUTHORIZATION)
+        && log::log_enabled!(target: RAW_DUMP_TARGET, log::Level::Trace)
+    {
+        return Err(Error::Config(
+            "refusing to send the API key: the logger records TRACE output of \
+             `tungstenite::handshake::client`, which dumps the raw upgrade request including \
+             the Authorization header; lower that target to DEBUG (e.g. \
+             RUST_LOG=trace,tungstenite=debug)"
+                .into(),
+        ));
+    }
+    Ok(())
+}

@@ -103,6 +103,7 @@ impl Client {
         request: http::Request<()>,
         key: [u8; 16],
     ) -> Result<Ws, Error> {
+        crate::refuse_if_trace_would_log_the_key(request.headers())?;
         let timeouts = self.inner.timeouts;
         let uri = request.uri();
         let tls = uri.scheme_str() == Some("wss");
