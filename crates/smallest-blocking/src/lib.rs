@@ -524,7 +524,14 @@ impl Client {
         };
         let response = result.map_err(|e| classify(e, Stage::Exchange, limits))?;
         let (parts, body) = response.into_parts();
-        let body = read_body(body).map_err(|e| classify(e, Stage::Body, limits))?;
+        // An error body is evidence, kept bounded (the core keeps MAX_ERROR_BODY bytes and
+        // notes that there were more); a success body is the answer, kept whole.
+        let cap = if parts.status.is_success() {
+            u64::MAX
+        } else {
+            smallest_core::error::MAX_ERROR_BODY as u64 + 1
+        };
+        let body = read_body(body, cap).map_err(|e| classify(e, Stage::Body, limits))?;
         Ok(Response::from_parts(parts, body))
     }
 }
@@ -700,10 +707,14 @@ fn root_certs(extra: &[Vec<u8>]) -> Result<RootCerts, Error> {
 }
 
 /// Reads a whole body, however long: no 10 MB cap for audio.
-fn read_body(body: ureq::Body) -> Result<Bytes, ureq::Error> {
-    let reserve = body.content_length().unwrap_or(0).min(MAX_PREALLOCATION);
+fn read_body(body: ureq::Body, cap: u64) -> Result<Bytes, ureq::Error> {
+    let reserve = body
+        .content_length()
+        .unwrap_or(0)
+        .min(MAX_PREALLOCATION)
+        .min(cap);
     let mut out = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
-    body.into_reader().read_to_end(&mut out)?;
+    body.into_reader().take(cap).read_to_end(&mut out)?;
     Ok(Bytes::from(out))
 }
 

@@ -258,6 +258,12 @@ pub(crate) async fn dicts(client: &Client, command: DictsCommand) -> Result<Exit
                 .delete_dict(&DeleteDict::new(id))
                 .await
                 .map_err(|e| explain(&e))?;
+            if !deleted.deleted {
+                return Err(format!(
+                    "the server did not delete dictionary {} (it answered \"deleted\": false)",
+                    deleted.id
+                ));
+            }
             eprintln!("deleted dictionary {}", deleted.id);
             Ok(ExitCode::SUCCESS)
         }

@@ -951,6 +951,17 @@ impl TtsLiveSession {
         self.state = State::Closed;
         self.writing = false;
         self.outgoing.clear();
+        // A request the server never completed must not pass for a finished one, however
+        // clean the close: each gets its own error before `Closed`.
+        for request in std::mem::take(&mut self.in_flight) {
+            self.events.push_back(TtsLiveEvent::Error {
+                request_index: Some(request.index),
+                code: None,
+                message: "the connection closed before this request's `complete`: its audio \
+                          is incomplete"
+                    .to_owned(),
+            });
+        }
         self.events
             .push_back(TtsLiveEvent::Closed { code, reason, why });
     }

@@ -372,15 +372,23 @@ impl Client {
                 .await?
                 .map_err(|e| classify(e, timeouts.connect))?;
             let (parts, mut body) = response.into_parts();
+            // An error body is evidence, kept bounded (the core keeps MAX_ERROR_BODY bytes
+            // and notes that there were more); a success body is the answer, kept whole.
+            let cap = if parts.status.is_success() {
+                usize::MAX
+            } else {
+                smallest_core::error::MAX_ERROR_BODY + 1
+            };
             let mut collected = BytesMut::new();
-            loop {
+            while collected.len() < cap {
                 let frame = with_limit(timeouts.idle, TimeoutPhase::Idle, body.frame()).await?;
                 match frame {
                     None => break,
                     Some(Err(e)) => return Err(Error::transport(true, e)),
                     Some(Ok(frame)) => {
                         if let Ok(data) = frame.into_data() {
-                            collected.extend_from_slice(&data);
+                            let room = cap - collected.len();
+                            collected.extend_from_slice(&data[..data.len().min(room)]);
                         }
                     }
                 }

@@ -121,7 +121,7 @@ impl Client {
         let timeouts = self.inner.timeouts;
         let deadline = timeouts
             .total
-            .map(|limit| (limit, tokio::time::Instant::now() + limit));
+            .and_then(|limit| Some((limit, tokio::time::Instant::now().checked_add(limit)?)));
         let exchange = async {
             let http_request = request.prepare(&self.inner.config)?;
             let pending = self.inner.http.request(http_request.map(crate::full_body));
@@ -681,7 +681,11 @@ impl AudioStream {
                     // starts when the body has nothing ready, not when a chunk was read.
                     if let Some(idle) = &mut self.idle {
                         if !self.waiting {
-                            let at = tokio::time::Instant::now() + idle.limit;
+                            // A limit too large to add (Duration::MAX) means none.
+                            let now = tokio::time::Instant::now();
+                            let at = now.checked_add(idle.limit).unwrap_or_else(|| {
+                                now + Duration::from_secs(60 * 60 * 24 * 365 * 30)
+                            });
                             idle.sleep.as_mut().reset(at);
                             self.waiting = true;
                         }
