@@ -27,28 +27,10 @@ use crate::{
     Transcription, TtsPermit, TtsRequest, classify,
 };
 use smallest_core::audio::WavSizes;
+pub use smallest_core::stt::Progress;
 
 /// How much of the response body one read asks for.
 const READ_CHUNK: usize = 16 * 1024;
-
-/// How far an upload has got: called as its bytes are handed to the connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Progress {
-    /// Bytes of the audio sent so far.
-    pub sent: u64,
-    /// The whole upload, when its length is known (always for a file).
-    pub total: Option<u64>,
-}
-
-impl Progress {
-    /// `sent / total`, between 0 and 1, when the total is known (and not zero).
-    pub fn fraction(&self) -> Option<f64> {
-        self.total
-            .filter(|t| *t > 0)
-            .map(|t| (self.sent as f64 / t as f64).min(1.0))
-    }
-}
 
 /// Called with the [`Progress`] of an upload, on the calling thread, after each piece of
 /// the upload is handed to the connection: keep it quick.
@@ -295,10 +277,7 @@ impl<R: Read> Read for UploadReader<'_, R> {
             Ok(n) => {
                 self.sent += n as u64;
                 if let Some(progress) = self.progress {
-                    progress(Progress {
-                        sent: self.sent,
-                        total: self.total,
-                    });
+                    progress(Progress::new(self.sent, self.total));
                 }
                 Ok(n)
             }
@@ -605,13 +584,7 @@ mod tests {
         upload.read_to_end(&mut out).unwrap();
         assert_eq!(out.len(), 60);
         let last = *seen.lock().unwrap().last().unwrap();
-        assert_eq!(
-            last,
-            Progress {
-                sent: 60,
-                total: Some(60)
-            }
-        );
+        assert_eq!(last, Progress::new(60, Some(60)));
 
         // A source shorter than declared is an error, kept for the caller.
         let mut short = UploadReader {

@@ -546,6 +546,31 @@ impl Endpoint for TranscribeRequest {
     }
 }
 
+/// How far an upload has got: reported by the transports as its bytes are handed to
+/// the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Bytes of the audio sent so far.
+    pub sent: u64,
+    /// The whole upload, when its length is known (always for a file).
+    pub total: Option<u64>,
+}
+
+impl Progress {
+    /// The progress of `sent` bytes out of `total`.
+    pub fn new(sent: u64, total: Option<u64>) -> Self {
+        Progress { sent, total }
+    }
+
+    /// `sent / total`, between 0 and 1, when the total is known (and not zero).
+    pub fn fraction(&self) -> Option<f64> {
+        self.total
+            .filter(|t| *t > 0)
+            .map(|t| (self.sent as f64 / t as f64).min(1.0))
+    }
+}
+
 /// The legacy pre-recorded transcription, `POST /waves/v1/pulse/get_text` — the call
 /// of the vendor's getting-started page: `?language=en` and `{"url": …}`, answering
 /// `{"transcription": …}`. No `model`: it cannot reach Pulse Pro. Prefer

@@ -32,28 +32,10 @@ use crate::{
     TtsPermit, TtsRequest, classify, with_limit,
 };
 use smallest_core::audio::WavSizes;
+pub use smallest_core::stt::Progress;
 
 /// How much of a file or reader one frame of an upload carries.
 const UPLOAD_CHUNK: usize = 64 * 1024;
-
-/// How far an upload has got: called as its bytes are handed to the connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Progress {
-    /// Bytes of the audio sent so far.
-    pub sent: u64,
-    /// The whole upload, when its length is known (always for a file).
-    pub total: Option<u64>,
-}
-
-impl Progress {
-    /// `sent / total`, between 0 and 1, when the total is known (and not zero).
-    pub fn fraction(&self) -> Option<f64> {
-        self.total
-            .filter(|t| *t > 0)
-            .map(|t| (self.sent as f64 / t as f64).min(1.0))
-    }
-}
 
 /// Called with the [`Progress`] of an upload, on the connection's task, after each piece
 /// of the upload is handed over: keep it quick.
@@ -399,10 +381,7 @@ impl Body for UploadBody {
                 let data = this.buf.split().freeze();
                 this.sent += n as u64;
                 if let Some(progress) = &this.progress {
-                    progress(Progress {
-                        sent: this.sent,
-                        total: this.total,
-                    });
+                    progress(Progress::new(this.sent, this.total));
                 }
                 if this.total == Some(this.sent) {
                     this.end();
@@ -816,15 +795,9 @@ mod tests {
 
     #[test]
     fn progress_fraction() {
-        let p = Progress {
-            sent: 50,
-            total: Some(200),
-        };
+        let p = Progress::new(50, Some(200));
         assert_eq!(p.fraction(), Some(0.25));
-        let unknown = Progress {
-            sent: 5,
-            total: None,
-        };
+        let unknown = Progress::new(5, None);
         assert_eq!(unknown.fraction(), None);
     }
 
