@@ -339,7 +339,16 @@ pub(crate) async fn tts_live(client: &Client, args: &TtsArgs) -> Result<ExitCode
                         }
                     }
                     Ok(TtsLiveEvent::Complete { .. }) => {
-                        complete = true;
+                        // Complete only counts once all of stdin was sent and finished:
+                        // an early `complete` would otherwise pass for the whole text.
+                        if writing_done || writing.is_finished() {
+                            complete = true;
+                        } else {
+                            problems.push(
+                                "the server completed the request before all the text was sent"
+                                    .to_owned(),
+                            );
+                        }
                         let _ = closer.close().await;
                     }
                     Ok(TtsLiveEvent::Error { code, message, .. }) => {
