@@ -524,7 +524,7 @@ impl Read for AudioReader {
             match self.stream.next() {
                 None => return Ok(0),
                 Some(Ok(chunk)) => self.current = chunk.into_data(),
-                Some(Err(e)) => return Err(into_io_error(e)),
+                Some(Err(e)) => return Err(io::Error::from(e)),
             }
         }
         let n = buf.len().min(self.current.len());
@@ -541,16 +541,6 @@ impl fmt::Debug for AudioReader {
             .field("buffered", &self.current.len())
             .finish()
     }
-}
-
-/// An [`Error`] as an [`io::Error`] that carries it.
-fn into_io_error(e: Error) -> io::Error {
-    let kind = match &e {
-        Error::Timeout { .. } => io::ErrorKind::TimedOut,
-        Error::Stream { .. } => io::ErrorKind::UnexpectedEof,
-        _ => io::ErrorKind::Other,
-    };
-    io::Error::new(kind, e)
 }
 
 #[cfg(test)]

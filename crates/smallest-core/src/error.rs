@@ -157,6 +157,20 @@ impl Error {
     }
 }
 
+/// An [`Error`] as an [`std::io::Error`] that carries it, for `Read`/`AsyncRead` views of
+/// audio streams: a timeout is `TimedOut`, a stream that ended before its terminal frame
+/// is `UnexpectedEof`, anything else `Other`.
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        let kind = match &e {
+            Error::Timeout { .. } => std::io::ErrorKind::TimedOut,
+            Error::Stream { .. } => std::io::ErrorKind::UnexpectedEof,
+            _ => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
 impl From<ApiError> for Error {
     fn from(e: ApiError) -> Self {
         Error::Api(Box::new(e))

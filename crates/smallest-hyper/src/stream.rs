@@ -740,7 +740,7 @@ impl AsyncRead for AudioReader {
             match ready!(this.stream.poll_chunk(cx)) {
                 None => return Poll::Ready(Ok(())),
                 Some(Ok(chunk)) => this.current = chunk.into_data(),
-                Some(Err(e)) => return Poll::Ready(Err(into_io_error(e))),
+                Some(Err(e)) => return Poll::Ready(Err(io::Error::from(e))),
             }
         }
         let n = buf.remaining().min(this.current.len());
@@ -757,16 +757,6 @@ impl fmt::Debug for AudioReader {
             .field("buffered", &self.current.len())
             .finish()
     }
-}
-
-/// An [`Error`] as an [`io::Error`] that carries it.
-fn into_io_error(e: Error) -> io::Error {
-    let kind = match &e {
-        Error::Timeout { .. } => io::ErrorKind::TimedOut,
-        Error::Stream { .. } => io::ErrorKind::UnexpectedEof,
-        _ => io::ErrorKind::Other,
-    };
-    io::Error::new(kind, e)
 }
 
 #[cfg(test)]
