@@ -71,7 +71,7 @@ fn two_hundred_calls_at_once_queue_in_order_without_a_single_429_blocking() {
     let served = Arc::new(Mutex::new(Vec::new()));
     // Hold the only slot while the calls are issued, one after another, each only once
     // the previous one is queued; then let them all go.
-    let gate = limiter.acquire();
+    let gate = smallest_blocking::block_on(limiter.acquire());
     let handles: Vec<_> = (0..200)
         .map(|i| {
             let client = client.clone();

@@ -36,8 +36,10 @@
 //!
 //! ## Configuration
 //!
-//! [`Client::builder`] adds time limits and extra trusted roots (a private CA, or the
-//! certificate of a local emulator served over TLS). TLS is rustls with the ring
+//! [`Client::builder`] adds time and body limits, retries, TTS slots and extra trusted
+//! roots (a private CA, or the certificate of a local emulator served over TLS): the
+//! core's [`ClientBuilder`], the same on every transport, whose meaning and defaults
+//! are in [`smallest_core::options`]. TLS is rustls with the ring
 //! provider and the Mozilla roots (if the application installed a process-wide rustls
 //! `CryptoProvider`, ureq uses that one instead). Only loopback hosts may use plain
 //! `http://` unless [`Config::allow_insecure_http`] was called; redirects are never
@@ -70,12 +72,12 @@
 //!
 //! ## Bring your own HTTP client
 //!
-//! [`send_with`] runs any operation over anything that implements [`HttpSend`],
-//! including a closure:
+//! [`send_with`] runs any operation, with the retries, slots and limits of the core's
+//! call machine, over anything that implements [`HttpSend`], including a closure:
 //!
 //! ```
 //! use bytes::Bytes;
-//! use smallest_blocking::{ApiKey, Config, Error, HealthStatus, core::Health};
+//! use smallest_blocking::{ApiKey, ClientOptions, Config, Error, HealthStatus, core::Health};
 //!
 //! # fn main() -> Result<(), Error> {
 //! let config = Config::new(ApiKey::new("sk_example")?);
@@ -87,7 +89,7 @@
 //!         .body(Bytes::from_static(br#"{"status":"ok"}"#))
 //!         .map_err(|e| Error::transport(true, e))
 //! };
-//! let status: HealthStatus = smallest_blocking::send_with(&my_client, &config, &Health)?;
+//! let status: HealthStatus = smallest_blocking::send_with(&my_client, &config, &ClientOptions::default(), &Health)?;
 //! assert!(status.healthy);
 //! # Ok(()) }
 //! ```
@@ -99,16 +101,20 @@
 
 use std::fmt;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
-use rustls_pki_types::CertificateDer;
+use smallest_core::call::{AttemptLimits, Call, Driven, Next, Operation};
+use smallest_core::options::FromOptions;
 use ureq::Agent;
-use ureq::config::AutoHeaderValue;
+use ureq::config::{AutoHeaderValue, IpFamily};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 mod live;
 pub use live::{
@@ -117,26 +123,21 @@ pub use live::{
     TtsLiveReceiver, TtsLiveSender,
 };
 
-pub use smallest_core::retry::RetryPolicy;
-use smallest_core::retry::{AttemptContext, RetryDecision};
-
 pub use smallest_core::{
-    self as core, ApiKey, Audio, AudioSource, CatalogVoice, ClonedVoice, Config, CreateDict,
-    CreateVoiceClone, DeleteDict, DeletedDict, Endpoint, Error, GetVoiceCatalog, GetVoices,
-    HealthStatus, Language, LegacyTranscribeRequest, ListDicts, ListVoiceClones, OutputFormat,
-    PronunciationDict, PronunciationItem, SttLanguage, SttModel, TimeoutPhase, TranscribeRequest,
-    Transcription, TtsModel, TtsRequest, UpdateDict, Voice, VoiceClone, VoiceFilter,
+    self as core, ApiKey, Audio, AudioSource, CatalogVoice, ClientOptions, ClonedVoice, Config,
+    CreateDict, CreateVoiceClone, DeleteDict, DeletedDict, Endpoint, Error, GetVoiceCatalog,
+    GetVoices, HealthStatus, Language, LegacyTranscribeRequest, ListDicts, ListVoiceClones,
+    OutputFormat, PronunciationDict, PronunciationItem, RetryHook, RetryNotice, SttLanguage,
+    SttModel, TimeoutPhase, TranscribeRequest, Transcription, TtsLimiter, TtsModel, TtsPermit,
+    TtsRequest, UpdateDict, Voice, VoiceClone, VoiceFilter, options::DEFAULT_CONNECT_TIMEOUT,
+    retry::RetryPolicy,
 };
 
 mod stream;
 pub use stream::{AudioReader, AudioStream, Progress, ProgressHook};
 
-/// The default limit on opening a connection (DNS, TCP and TLS).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// At most this much memory is reserved up front for a body that announces its length;
-/// longer bodies are still read whole, the buffer just grows as they arrive.
-const MAX_PREALLOCATION: u64 = 64 << 20;
+/// Builds a [`Client`]: the core's builder, with the same setters on every transport.
+pub type ClientBuilder = smallest_core::ClientBuilder<Client>;
 
 /// Any blocking HTTP client that can send one request and return the whole response.
 ///
@@ -161,173 +162,88 @@ where
     }
 }
 
-/// Runs any operation the core describes over any [`HttpSend`]: builds the request with
-/// [`smallest_core::prepare`] (which adds `Authorization`, `User-Agent` and `X-Source`),
-/// sends it, and parses the response with [`Endpoint::from_http_response`].
-pub fn send_with<S, E>(client: &S, config: &Config, endpoint: &E) -> Result<E::Output, Error>
+/// Runs any operation over any [`HttpSend`] with the retries, TTS slots and total
+/// deadline of `options`: the same call machine [`Client`] runs.
+pub fn send_with<S, E>(
+    client: &S,
+    config: &Config,
+    options: &ClientOptions,
+    endpoint: &E,
+) -> Result<E::Output, Error>
 where
     S: HttpSend + ?Sized,
-    E: Endpoint,
+    E: Endpoint + ?Sized,
 {
-    let request = smallest_core::prepare(endpoint, config)?;
-    let response = client.send_http(request)?;
-    endpoint.from_http_response(response)
+    let mut call = Call::new(endpoint, config, options, smallest_net::seed());
+    loop {
+        match call.poll(Instant::now(), SystemTime::now()) {
+            Next::TakeSlot(wait) => call.slot_taken(block_on(wait)),
+            Next::Send(request) => {
+                let result = client.send_http(request);
+                let (now, wall) = (Instant::now(), SystemTime::now());
+                match result {
+                    Ok(response) => {
+                        let (head, body) = response.into_parts();
+                        if let Some(max) = call.handle_head(head) {
+                            let max = usize::try_from(max).unwrap_or(usize::MAX);
+                            call.handle_body(body.slice(..body.len().min(max)), now, wall);
+                        }
+                    }
+                    Err(e) => call.handle_failure(e, now, wall),
+                }
+            }
+            Next::Sleep(delay) => std::thread::sleep(delay),
+            Next::Done(output) => return Ok(output),
+            Next::Fail(error) => return Err(error),
+        }
+    }
 }
 
-/// A blocking Waves API client. Cheap to clone: clones share one connection pool.
+/// Waits on this thread for a future of the core (a TTS slot): parks until woken.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+/// A blocking Waves API client. Cheap to clone: clones share one connection pool and
+/// one set of TTS slots.
 ///
-/// Safe to share between threads; each call blocks only the thread that makes it.
+/// Safe to share between threads; each call blocks only the thread that makes it, and
+/// no call spawns a thread.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
-    retry: RetryPolicy,
+    options: ClientOptions,
 }
 
 struct Inner {
     agent: Agent,
     config: Config,
-    timeouts: Timeouts,
-    tts_slots: TtsLimiter,
-    on_retry: Option<RetryHook>,
     /// The TLS settings of live WebSocket connections: the same roots as HTTP.
     ws_tls: Arc<rustls::ClientConfig>,
 }
 
-/// Called before each retry wait, e.g. to tell a user why the call is slow.
-pub type RetryHook = Arc<dyn Fn(&RetryNotice<'_>) + Send + Sync>;
-
-/// What [`RetryHook`] is told.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct RetryNotice<'a> {
-    /// The attempt that failed (1 for the first).
-    pub attempt: u32,
-    /// How long the client waits before the next attempt.
-    pub delay: Duration,
-    /// Why the attempt failed.
-    pub error: &'a Error,
-}
-
-/// The account's concurrent-TTS slots (API.md §8.4: one by default, shared by sync,
-/// SSE and WebSocket TTS). A TTS call waits for a slot, first come first served,
-/// instead of provoking a 429.
-///
-/// Clones share the slots: hand one limiter to every client of the same account.
-#[derive(Clone)]
-pub struct TtsLimiter {
-    shared: Arc<(Mutex<Queue>, Condvar)>,
-    size: usize,
-}
-
-/// Tickets make the queue FIFO: a caller proceeds only when its ticket is served.
-#[derive(Debug)]
-struct Queue {
-    free: usize,
-    next_ticket: u64,
-    now_serving: u64,
-}
-
-impl TtsLimiter {
-    /// A limiter for an account with `concurrency` TTS slots (at least 1).
-    pub fn new(concurrency: usize) -> Self {
-        let size = concurrency.max(1);
-        TtsLimiter {
-            shared: Arc::new((
-                Mutex::new(Queue {
-                    free: size,
-                    next_ticket: 0,
-                    now_serving: 0,
-                }),
-                Condvar::new(),
-            )),
-            size,
-        }
-    }
-
-    /// The number of slots.
-    pub fn concurrency(&self) -> usize {
-        self.size
-    }
-
-    /// Slots free right now.
-    pub fn available(&self) -> usize {
-        self.shared
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .free
-    }
-
-    /// Calls waiting for a slot right now.
-    pub fn waiting(&self) -> usize {
-        let queue = self.shared.0.lock().unwrap_or_else(PoisonError::into_inner);
-        usize::try_from(queue.next_ticket - queue.now_serving).unwrap_or(usize::MAX)
-    }
-
-    /// Blocks until a slot is free and every earlier caller has had one.
-    pub fn acquire(&self) -> TtsPermit {
-        let (lock, ready) = &*self.shared;
-        let mut queue = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let ticket = queue.next_ticket;
-        queue.next_ticket += 1;
-        while !(queue.now_serving == ticket && queue.free > 0) {
-            queue = ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
-        }
-        queue.free -= 1;
-        queue.now_serving += 1;
-        ready.notify_all();
-        TtsPermit(self.shared.clone())
-    }
-}
-
-impl fmt::Debug for TtsLimiter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TtsLimiter")
-            .field("concurrency", &self.size)
-            .field("available", &self.available())
-            .finish()
-    }
-}
-
-/// A held TTS slot; dropping it frees the slot.
-pub struct TtsPermit(Arc<(Mutex<Queue>, Condvar)>);
-
-impl Drop for TtsPermit {
-    fn drop(&mut self) {
-        let (lock, ready) = &*self.0;
-        lock.lock().unwrap_or_else(PoisonError::into_inner).free += 1;
-        ready.notify_all();
-    }
-}
-
-impl fmt::Debug for TtsPermit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TtsPermit")
-    }
-}
-
-/// Time limits, per phase; `None` means no limit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Timeouts {
-    connect: Option<Duration>,
-    response: Option<Duration>,
-    idle: Option<Duration>,
-    total: Option<Duration>,
-}
-
-/// Builds a [`Client`] with extra trusted roots or time limits.
-pub struct ClientBuilder {
-    config: Config,
-    extra_roots: Vec<Vec<u8>>,
-    timeouts: Timeouts,
-    retry: RetryPolicy,
-    tts_slots: Option<TtsLimiter>,
-    on_retry: Option<RetryHook>,
+/// A request body for ureq: in memory, or streamed from a source.
+enum Outgoing<'a> {
+    Bytes(Bytes),
+    Reader(stream::UploadReader<'a>),
 }
 
 impl Client {
-    /// A client for `config`, trusting the Mozilla (webpki) roots, with the default
-    /// connect limit ([`DEFAULT_CONNECT_TIMEOUT`]) and no other time limit.
+    /// A client for `config` with the default options.
     pub fn new(config: Config) -> Result<Client, Error> {
         Client::builder(config).build()
     }
@@ -337,19 +253,9 @@ impl Client {
         Client::new(Config::from_env()?)
     }
 
-    /// A builder, for extra roots and time limits.
+    /// A builder, for extra roots, time and body limits, retries and TTS slots.
     pub fn builder(config: Config) -> ClientBuilder {
-        ClientBuilder {
-            config,
-            extra_roots: Vec::new(),
-            timeouts: Timeouts {
-                connect: Some(DEFAULT_CONNECT_TIMEOUT),
-                ..Timeouts::default()
-            },
-            retry: RetryPolicy::default(),
-            tts_slots: None,
-            on_retry: None,
-        }
+        ClientBuilder::new(config)
     }
 
     /// The configuration.
@@ -357,68 +263,137 @@ impl Client {
         &self.inner.config
     }
 
+    /// The options.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
     /// The same client (same pool, same TTS slots) with another retry policy, e.g.
     /// `client.with_retry_policy(RetryPolicy::none())` for one call without retries.
     pub fn with_retry_policy(&self, policy: RetryPolicy) -> Client {
         Client {
             inner: self.inner.clone(),
-            retry: policy,
+            options: self.options.with_retry_policy(policy),
         }
     }
 
     /// The account's TTS slots this client queues on.
     pub fn tts_limiter(&self) -> &TtsLimiter {
-        &self.inner.tts_slots
+        self.options.tts_limiter()
     }
 
-    /// Runs any operation the core describes: waits for a TTS slot when the operation
-    /// needs one, builds the request, sends it, reads the whole body and parses the
-    /// answer, retrying under the client's [`RetryPolicy`].
-    pub fn send<E: Endpoint>(&self, endpoint: &E) -> Result<E::Output, Error> {
-        let _slot = E::USES_TTS_SLOT.then(|| self.inner.tts_slots.acquire());
-        self.retrying(|| send_with(self, &self.inner.config, endpoint))
+    /// Runs any operation the core describes: the core's [`Call`] machine decides
+    /// (slot, retries, limits); this method sends, reads and sleeps as it is told.
+    pub fn send<E: Endpoint + ?Sized>(&self, endpoint: &E) -> Result<E::Output, Error> {
+        let call = Call::new(
+            endpoint,
+            &self.inner.config,
+            &self.options,
+            smallest_net::seed(),
+        );
+        self.drive(call, |bytes| Ok(Outgoing::Bytes(bytes)))
+            .map(|(output, _, _)| output)
     }
 
-    /// Runs `attempt` until it succeeds or the client's [`RetryPolicy`] gives up,
-    /// telling the retry hook and sleeping between attempts. Every retry loop of this
-    /// crate is this one; the decisions are the core's.
-    pub(crate) fn retrying<T>(
+    /// Interprets a call machine. `body` makes the body of each attempt from the
+    /// request's. Returns the output and, when the head decided the call (a stream that
+    /// starts), the unread body.
+    fn drive<'a, O: Operation>(
         &self,
-        mut attempt: impl FnMut() -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let started = Instant::now();
-        let mut number = 1;
+        mut call: Call<O>,
+        mut body: impl FnMut(Bytes) -> Result<Outgoing<'a>, Error>,
+    ) -> Result<Driven<O, ureq::Body>, Error> {
+        let mut unread = None;
         loop {
-            let error = match attempt() {
-                Ok(output) => return Ok(output),
-                Err(error) => error,
-            };
-            let decision = self.retry.decide(
-                number,
-                &error,
-                AttemptContext::default(),
-                started.elapsed(),
-                SystemTime::now(),
-                jitter(),
-            );
-            let RetryDecision::RetryAfter(delay) = decision else {
-                return Err(error);
-            };
-            if let Some(hook) = &self.inner.on_retry {
-                hook(&RetryNotice {
-                    attempt: number,
-                    delay,
-                    error: &error,
-                });
+            match call.poll(Instant::now(), SystemTime::now()) {
+                Next::TakeSlot(wait) => call.slot_taken(block_on(wait)),
+                Next::Send(request) => {
+                    let limits = call.limits();
+                    let (head, bytes) = request.into_parts();
+                    let attempt = body(bytes).and_then(|outgoing| {
+                        self.exchange(Request::from_parts(head, outgoing), &limits)
+                    });
+                    let outcome = attempt.and_then(|response| {
+                        let (parts, incoming) = response.into_parts();
+                        match call.handle_head(parts) {
+                            None => Ok((None, Some(incoming))),
+                            Some(max) => read_body(incoming, max, &limits).map(|b| (Some(b), None)),
+                        }
+                    });
+                    let (now, wall) = (Instant::now(), SystemTime::now());
+                    match outcome {
+                        Ok((Some(body), _)) => call.handle_body(body, now, wall),
+                        Ok((None, incoming)) => unread = incoming,
+                        Err(e) => call.handle_failure(e, now, wall),
+                    }
+                }
+                Next::Sleep(delay) => std::thread::sleep(delay),
+                Next::Done(output) => return Ok((output, unread, call)),
+                Next::Fail(error) => return Err(error),
             }
-            std::thread::sleep(delay);
-            number += 1;
         }
     }
 
-    /// `POST /waves/v1/tts`: synthesizes speech in one piece.
-    ///
-    /// The audio is returned whole, however long it is.
+    /// One exchange up to the response head, within the attempt's limits (the total
+    /// deadline as ureq's global limit of this request).
+    fn exchange(
+        &self,
+        request: Request<Outgoing<'_>>,
+        limits: &AttemptLimits,
+    ) -> Result<Response<ureq::Body>, Error> {
+        smallest_net::refuse_if_trace_would_log_the_key(
+            request.headers(),
+            &[
+                smallest_net::UREQ_PROTO_DUMP,
+                smallest_net::TUNGSTENITE_DUMP,
+            ],
+        )?;
+        let agent = &self.inner.agent;
+        let (parts, outgoing) = request.into_parts();
+        let global = limits.deadline.map(|d| d.remaining(Instant::now()));
+        let failure = match &outgoing {
+            Outgoing::Reader(reader) => Some(reader.failure()),
+            Outgoing::Bytes(_) => None,
+        };
+        // Only a call with a total limit pays for a per-request configuration.
+        macro_rules! run {
+            ($request:expr) => {{
+                let request = $request;
+                match global {
+                    None => agent.run(request),
+                    Some(left) => agent.run(
+                        agent
+                            .configure_request(request)
+                            .timeout_global(Some(left))
+                            .build(),
+                    ),
+                }
+            }};
+        }
+        let result = match outgoing {
+            Outgoing::Bytes(bytes)
+                if bytes.is_empty() && matches!(parts.method, Method::GET | Method::HEAD) =>
+            {
+                run!(Request::from_parts(parts, ()))
+            }
+            Outgoing::Bytes(bytes) => run!(Request::from_parts(parts, bytes.as_ref())),
+            Outgoing::Reader(mut reader) => {
+                run!(Request::from_parts(
+                    parts,
+                    ureq::SendBody::from_reader(&mut reader)
+                ))
+            }
+        };
+        result.map_err(|e| match failure.and_then(|f| f.take()) {
+            // Reading the source failed: say so, rather than what ureq made of it.
+            Some(read) => read,
+            None => classify(e, Stage::Exchange, limits),
+        })
+    }
+
+    /// `POST /waves/v1/tts`: synthesizes speech in one piece (at most
+    /// [`max_audio_bytes`](smallest_core::ClientBuilder::max_audio_bytes) of it; longer
+    /// audio streams with [`synthesize_stream`](Self::synthesize_stream)).
     pub fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
         self.send(request)
     }
@@ -449,9 +424,8 @@ impl Client {
     }
 
     /// `GET /waves/v1/lightning-v3.1/get_voices`: the voices of the default model
-    /// (standard and Pro catalogs, plus your clones). Filter them with
-    /// [`VoiceFilter`]; other models via [`send`](Self::send)
-    /// with a [`GetVoices`].
+    /// (standard and Pro catalogs, plus your clones). Filter them with [`VoiceFilter`];
+    /// other models via [`send`](Self::send) with a [`GetVoices`].
     pub fn voices(&self) -> Result<Vec<Voice>, Error> {
         self.send(&GetVoices::default())
     }
@@ -465,16 +439,7 @@ impl Client {
     /// recording. A fresh random multipart boundary is chosen when the request has none.
     /// (There is no API-key delete for clones: remove them in the console.)
     pub fn create_voice_clone(&self, request: &CreateVoiceClone) -> Result<VoiceClone, Error> {
-        if request.boundary.is_some() {
-            return self.send(request);
-        }
-        let mut random = [0u8; 16];
-        random[..8].copy_from_slice(&entropy().to_le_bytes());
-        random[8..].copy_from_slice(&entropy().to_le_bytes());
-        let request = request
-            .clone()
-            .boundary(smallest_core::cloning::boundary_from_random(random));
-        self.send(&request)
+        self.send(&request.with_random_boundary(smallest_net::nonce16()))
     }
 
     /// `GET /waves/v1/voice-cloning`: the clones of your organization.
@@ -507,134 +472,34 @@ impl Client {
     pub fn health(&self) -> Result<HealthStatus, Error> {
         self.send(&smallest_core::Health)
     }
+}
 
-    /// Sends a prepared request (see [`smallest_core::prepare`]) and reads the whole
-    /// response, whatever its status, within the time limits.
-    pub fn execute(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error> {
-        refuse_if_trace_would_log_the_key(request.headers())?;
-        let limits = &self.inner.timeouts;
-        let (parts, body) = request.into_parts();
-        let bodiless = body.is_empty() && matches!(parts.method, Method::GET | Method::HEAD);
-        let result = if bodiless {
-            self.inner.agent.run(Request::from_parts(parts, ()))
-        } else {
-            self.inner
-                .agent
-                .run(Request::from_parts(parts, body.as_ref()))
-        };
-        let response = result.map_err(|e| classify(e, Stage::Exchange, limits))?;
-        let (parts, body) = response.into_parts();
-        // An error body is evidence, kept bounded (the core keeps MAX_ERROR_BODY bytes and
-        // notes that there were more); a success body is the answer, kept whole.
-        let cap = if parts.status.is_success() {
-            u64::MAX
-        } else {
-            smallest_core::error::MAX_ERROR_BODY as u64 + 1
-        };
-        let body = read_body(body, cap).map_err(|e| classify(e, Stage::Body, limits))?;
+impl HttpSend for Client {
+    /// One exchange over this client's pool, within its limits; the body is read whole
+    /// up to the larger of the body limits.
+    fn send_http(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error> {
+        let limits = AttemptLimits::of(&self.options);
+        let bodies = self.options.body_limits();
+        let (parts, incoming) = self
+            .exchange(request.map(Outgoing::Bytes), &limits)?
+            .into_parts();
+        let body = read_body(
+            incoming,
+            bodies.json.max(bodies.audio).saturating_add(1),
+            &limits,
+        )?;
         Ok(Response::from_parts(parts, body))
     }
 }
 
-impl HttpSend for Client {
-    fn send_http(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error> {
-        self.execute(request)
-    }
-}
-
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("config", &self.inner.config)
-            .field("timeouts", &self.inner.timeouts)
-            .field("retry", &self.retry)
-            .field("tts_concurrency", &self.inner.tts_slots.concurrency())
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClientBuilder {
-    /// Trusts this DER-encoded certificate in addition to the Mozilla (webpki) roots:
-    /// for a private CA, or the certificate of a local emulator served over TLS.
-    ///
-    /// [`build`](Self::build) fails with [`Error::Config`] if it is not a certificate
-    /// that can serve as a trust anchor.
-    pub fn add_root_certificate_der(mut self, der: impl Into<Vec<u8>>) -> Self {
-        self.extra_roots.push(der.into());
-        self
-    }
-
-    /// The limit on opening a connection: resolving the host name, then connecting and
-    /// completing the TLS handshake (each step has this limit). Default
-    /// [`DEFAULT_CONNECT_TIMEOUT`]. Exceeding it is
-    /// [`Error::Timeout`] with [`TimeoutPhase::Connect`]; nothing was sent.
-    pub fn connect_timeout(mut self, limit: Duration) -> Self {
-        self.timeouts.connect = Some(limit);
-        self
-    }
-
-    /// The limit from the end of the request to the whole response head: the time the
-    /// server takes to start answering (a synthesis is made before its answer starts).
-    /// Exceeding it is [`Error::Timeout`] with [`TimeoutPhase::ResponseHead`]. No limit
-    /// by default.
-    pub fn response_timeout(mut self, limit: Duration) -> Self {
-        self.timeouts.response = Some(limit);
-        self
-    }
-
-    /// The limit on any single wait for the connection once it is open: the gap between
-    /// two chunks of the response body, a stalled write of the request, and, because
-    /// ureq applies it to every read, also each wait for bytes of the response head.
-    /// Keep it longer than the server's time to first byte when a response limit is
-    /// also set. Exceeding it is [`Error::Timeout`] with [`TimeoutPhase::Idle`]. No
-    /// limit by default.
-    pub fn idle_timeout(mut self, limit: Duration) -> Self {
-        self.timeouts.idle = Some(limit);
-        self
-    }
-
-    /// The limit on a whole call, from resolving the host to the last byte of the
-    /// body. Exceeding it is [`Error::Timeout`] with [`TimeoutPhase::Total`]. No limit
-    /// by default.
-    pub fn total_timeout(mut self, limit: Duration) -> Self {
-        self.timeouts.total = Some(limit);
-        self
-    }
-
-    /// How failed calls are retried (default: [`RetryPolicy::default`]; switch off with
-    /// [`RetryPolicy::none`]).
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
-    }
-
-    /// The account's TTS concurrency (default 1). Ignored when a shared
-    /// [`tts_limiter`](Self::tts_limiter) is given.
-    pub fn tts_concurrency(mut self, concurrency: usize) -> Self {
-        self.tts_slots = Some(TtsLimiter::new(concurrency));
-        self
-    }
-
-    /// Queues TTS calls on a limiter shared with other clients of the same account.
-    pub fn tts_limiter(mut self, limiter: TtsLimiter) -> Self {
-        self.tts_slots = Some(limiter);
-        self
-    }
-
-    /// Called before each retry wait.
-    pub fn on_retry(mut self, hook: impl Fn(&RetryNotice<'_>) + Send + Sync + 'static) -> Self {
-        self.on_retry = Some(Arc::new(hook));
-        self
-    }
-
-    /// Builds the client. Opens no connection; the first request does.
-    pub fn build(self) -> Result<Client, Error> {
-        let ws_tls = live::tls_config(&self.extra_roots)?;
+impl FromOptions for Client {
+    fn from_options(config: Config, options: ClientOptions) -> Result<Client, Error> {
+        let ws_tls = Arc::new(smallest_net::tls_config(options.extra_roots())?);
         let tls = TlsConfig::builder()
-            .root_certs(root_certs(&self.extra_roots)?)
+            .root_certs(root_certs(options.extra_roots())?)
             .build();
-        let t = self.timeouts;
-        let agent: Agent = Agent::config_builder()
+        let t = options.time_limits();
+        let agent_config = Agent::config_builder()
             // Error statuses are answers the core parses, not transport failures.
             .http_status_as_error(false)
             // Redirects are returned to the core (which reports them), never followed:
@@ -645,58 +510,88 @@ impl ClientBuilder {
             .tls_config(tls)
             .timeout_resolve(t.connect)
             .timeout_connect(t.connect)
-            .timeout_recv_response(t.response)
+            .timeout_recv_response(t.response_head)
             .timeout_per_read(t.idle)
             .timeout_per_write(t.idle)
-            .timeout_global(t.total)
-            .build()
-            .into();
+            .build();
+        let agent = Agent::with_parts(agent_config, DefaultConnector::new(), Literal::default());
         Ok(Client {
             inner: Arc::new(Inner {
                 agent,
-                config: self.config,
-                timeouts: self.timeouts,
-                tts_slots: self.tts_slots.unwrap_or_else(|| TtsLimiter::new(1)),
-                on_retry: self.on_retry,
+                config,
                 ws_tls,
             }),
-            retry: self.retry,
+            options,
         })
     }
 }
 
-impl fmt::Debug for ClientBuilder {
+impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("config", &self.config)
-            .field("extra_roots", &self.extra_roots.len())
-            .field("timeouts", &self.timeouts)
-            .finish()
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
+}
+
+/// ureq resolves the host of every request, pooled connection or not, and with a time
+/// limit does each lookup on a new thread. An IP literal needs no lookup: answer it
+/// here, so a warm client spawns nothing; names keep ureq's resolver and its limit.
+#[derive(Debug, Default)]
+struct Literal {
+    names: DefaultResolver,
+}
+
+impl Resolver for Literal {
+    fn resolve(
+        &self,
+        uri: &http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let Some(addr) = literal_addr(uri) else {
+            return self.names.resolve(uri, config, timeout);
+        };
+        let wanted = match config.ip_family() {
+            IpFamily::Ipv4Only => addr.is_ipv4(),
+            IpFamily::Ipv6Only => addr.is_ipv6(),
+            _ => true,
+        };
+        if !wanted {
+            return Err(ureq::Error::HostNotFound);
+        }
+        let mut addrs = self.empty();
+        addrs.push(addr);
+        Ok(addrs)
+    }
+}
+
+fn literal_addr(uri: &http::Uri) -> Option<SocketAddr> {
+    let authority = uri.authority()?;
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: IpAddr = host.parse().ok()?;
+    let port = authority.port_u16().or(match uri.scheme_str()? {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    })?;
+    Some(SocketAddr::new(ip, port))
 }
 
 /// The roots to trust: the Mozilla roots alone, or the Mozilla roots as full
 /// certificates (ureq's `RootCerts::Specific` takes certificates, not trust anchors)
-/// followed by each extra root, each checked to be a usable trust anchor first (ureq
-/// would silently skip one that is not).
+/// followed by each extra root, checked first by `smallest_net::tls_config` (ureq would
+/// silently skip one that is not usable).
 fn root_certs(extra: &[Vec<u8>]) -> Result<RootCerts, Error> {
     if extra.is_empty() {
         return Ok(RootCerts::WebPki);
     }
-    let mut check = rustls::RootCertStore::empty();
-    for (i, der) in extra.iter().enumerate() {
-        check
-            .add(CertificateDer::from(der.as_slice()))
-            .map_err(|e| {
-                Error::Config(
-                    format!(
-                        "extra root certificate #{} is not a usable DER certificate: {e}",
-                        i + 1
-                    )
-                    .into(),
-                )
-            })?;
-    }
+    smallest_net::tls_config(extra)?;
     let mozilla = webpki_root_certs::TLS_SERVER_ROOT_CERTS
         .iter()
         .map(|c| Certificate::from_der(c.as_ref()));
@@ -706,15 +601,15 @@ fn root_certs(extra: &[Vec<u8>]) -> Result<RootCerts, Error> {
     Ok(RootCerts::from(mozilla.chain(extra)))
 }
 
-/// Reads a whole body, however long: no 10 MB cap for audio.
-fn read_body(body: ureq::Body, cap: u64) -> Result<Bytes, ureq::Error> {
-    let reserve = body
-        .content_length()
-        .unwrap_or(0)
-        .min(MAX_PREALLOCATION)
-        .min(cap);
+/// Reads at most `max` bytes of a body (the machine judges whether that was too much).
+fn read_body(body: ureq::Body, max: u64, limits: &AttemptLimits) -> Result<Bytes, Error> {
+    // Reserve what the body announces, up to 1 MiB: a lying length must not allocate.
+    let reserve = body.content_length().unwrap_or(0).min(max).min(1 << 20);
     let mut out = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
-    body.into_reader().take(cap).read_to_end(&mut out)?;
+    body.into_reader()
+        .take(max)
+        .read_to_end(&mut out)
+        .map_err(|e| classify(ureq::Error::from(e), Stage::Body, limits))?;
     Ok(Bytes::from(out))
 }
 
@@ -729,12 +624,17 @@ enum Stage {
 
 /// Sorts a ureq error into a time limit, a failure before anything was sent, or a
 /// failure after (part of) the request may have reached the server.
-fn classify(e: ureq::Error, stage: Stage, limits: &Timeouts) -> Error {
+fn classify(e: ureq::Error, stage: Stage, limits: &AttemptLimits) -> Error {
     use ureq::Error as U;
-    if let U::Timeout(which) = &e
-        && let Some(timeout) = timeout_error(*which, limits)
-    {
-        return timeout;
+    if let U::Timeout(which) = &e {
+        use ureq::Timeout as T;
+        let phase = match which {
+            T::Resolve | T::Connect => TimeoutPhase::Connect,
+            T::RecvResponse => TimeoutPhase::ResponseHead,
+            T::PerRead | T::PerWrite => TimeoutPhase::Idle,
+            _ => TimeoutPhase::Total,
+        };
+        return limits.timeout(phase);
     }
     let request_sent = stage == Stage::Body
         || match &e {
@@ -749,27 +649,10 @@ fn classify(e: ureq::Error, stage: Stage, limits: &Timeouts) -> Error {
             | U::Tls(_)
             | U::Pem(_)
             | U::Rustls(_) => false,
-            U::Timeout(which) => !matches!(which, ureq::Timeout::Resolve | ureq::Timeout::Connect),
             U::Io(io) => !io_before_sending(io),
             _ => true,
         };
     Error::transport(request_sent, e)
-}
-
-/// The ureq timeouts this crate sets, as the phase they limit.
-fn timeout_error(which: ureq::Timeout, limits: &Timeouts) -> Option<Error> {
-    use ureq::Timeout as T;
-    let (phase, limit) = match which {
-        T::Resolve | T::Connect => (TimeoutPhase::Connect, limits.connect),
-        T::RecvResponse => (TimeoutPhase::ResponseHead, limits.response),
-        T::PerRead | T::PerWrite => (TimeoutPhase::Idle, limits.idle),
-        T::Global | T::PerCall => (TimeoutPhase::Total, limits.total),
-        _ => return None,
-    };
-    Some(Error::Timeout {
-        phase,
-        limit: limit?,
-    })
 }
 
 /// A failed host name lookup, as std reports it: a custom error on Unix, a
@@ -837,49 +720,4 @@ fn io_before_sending(e: &io::Error) -> bool {
         ),
         _ => false,
     }
-}
-
-/// 64 bits that differ on every call: the clock's nanoseconds mixed with a counter
-/// (for retry jitter and multipart boundaries; not for secrets).
-fn entropy() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mixed = smallest_core::retry::jitter_from_seed(nanos ^ n.rotate_left(32));
-    (mixed * (1u64 << 53) as f64) as u64 ^ nanos.rotate_left(17) ^ n
-}
-
-/// A jitter value in `[0, 1)` for the retry maths.
-fn jitter() -> f64 {
-    smallest_core::retry::jitter_from_seed(entropy())
-}
-
-/// Log targets that record raw request bytes, `Authorization` included, at TRACE:
-/// ureq-proto's hex dump of every request head it writes, and tungstenite's dump of the
-/// WebSocket upgrade request.
-const RAW_DUMP_TARGETS: [&str; 2] = ["ureq_proto::util", "tungstenite::handshake::client"];
-
-/// Refuses to send a request that carries the key while the process logger would
-/// record a library's TRACE dump of the raw request: that dump would put the API key
-/// into the log. Turning a silent leak into an error that names the fix is the only
-/// safe choice a library has; every other target may log at TRACE freely.
-pub(crate) fn refuse_if_trace_would_log_the_key(headers: &http::HeaderMap) -> Result<(), Error> {
-    if !headers.contains_key(http::header::AUTHORIZATION) {
-        return Ok(());
-    }
-    for target in RAW_DUMP_TARGETS {
-        if log::log_enabled!(target: target, log::Level::Trace) {
-            return Err(Error::Config(
-                format!(
-                    "refusing to send the API key: the logger records TRACE output of `{target}`, \
-                     which dumps raw request bytes including the Authorization header; lower \
-                     that target to DEBUG (e.g. RUST_LOG=trace,ureq_proto=debug,tungstenite=debug)"
-                )
-                .into(),
-            ));
-        }
-    }
-    Ok(())
 }

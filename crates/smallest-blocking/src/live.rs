@@ -1,13 +1,12 @@
 //! Live WebSocket sessions: Lightning TTS over `WSS /waves/v1/tts/live` and Pulse STT
 //! over `WSS /waves/v1/stt/live`, on plain threads.
 //!
-//! This module only moves frames. Everything that is protocol (the upgrade request,
-//! the JSON messages, the attribution of audio to requests, close codes, the idle
-//! deadline, keepalive pings) lives in the sans-IO sessions of the core,
-//! [`smallest_core::tts_live`] and [`smallest_core::stt_live`]; every message goes
-//! through them. WebSocket framing is tungstenite's (no async runtime); TCP and TLS
-//! (rustls with ring, the Mozilla roots plus the client's extra roots) are this
-//! crate's.
+//! This module only moves frames. The protocol lives in the core's sans-IO sessions
+//! ([`smallest_core::tts_live`], [`smallest_core::stt_live`]) and everything a driving
+//! loop decides (the slot, the idle limit while an answer is due, the close handshake,
+//! decode errors, the end) in the core's [`LiveDriver`]; the tungstenite glue is
+//! `smallest-net`'s. WebSocket framing is tungstenite's (no async runtime); TCP and TLS
+//! (rustls with ring, the Mozilla roots plus the client's extra roots) are this crate's.
 //!
 //! The public documentation (example, concurrency design, how a connection ends,
 //! time limits) is on [`TtsLive`].
@@ -20,59 +19,26 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rustls::{ClientConnection, StreamOwned};
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
+use smallest_core::live::{LiveDriver, LiveItem};
 use smallest_core::stt_live::SttLiveSession;
 use smallest_core::tts_live::TtsLiveSession;
-use smallest_core::ws::LiveSession;
-use smallest_core::ws::{CloseFrame, WsMessage, check_upgrade};
+use smallest_core::ws::{LiveSession, WsMessage};
 use smallest_core::{Error, TimeoutPhase};
-use tungstenite::Error as WsError;
-use tungstenite::error::ProtocolError;
+use smallest_net::{ReadError, from_tungstenite, read_error, to_tungstenite, upgrade_error};
+use tungstenite::WebSocket;
 use tungstenite::handshake::HandshakeError;
-use tungstenite::protocol::CloseFrame as WsCloseFrame;
-use tungstenite::{Message, WebSocket};
 
 pub use smallest_core::stt_live::{
     CloseOutcome, SttEncoding, SttLiveConfig, SttLiveEvent, SttLiveRoute, Transcript,
 };
 pub use smallest_core::tts_live::{CloseReason, TtsLiveConfig, TtsLiveEvent};
 
-use crate::{Client, Timeouts, TtsPermit, entropy};
+use crate::Client;
 
 /// The longest one socket read of a live receiver blocks: the longest a sender
 /// waits for a receiver that is waiting for the server.
 pub const READ_SLICE: Duration = Duration::from_millis(20);
-
-/// What is decoded when an upgrade answer is not what RFC 6455 says.
-const UPGRADE: &str = "WebSocket upgrade response";
-
-/// The TLS settings of live connections: rustls with ring, the Mozilla roots and
-/// `extra` (DER) roots, no ALPN (a WebSocket upgrade is HTTP/1.1).
-pub(crate) fn tls_config(extra: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, Error> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for (i, der) in extra.iter().enumerate() {
-        roots
-            .add(CertificateDer::from(der.as_slice()).into_owned())
-            .map_err(|e| {
-                Error::Config(
-                    format!(
-                        "extra root certificate #{} is not a usable DER certificate: {e}",
-                        i + 1
-                    )
-                    .into(),
-                )
-            })?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| Error::Config(format!("TLS setup failed: {e}").into()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
-}
 
 impl Client {
     /// Opens a live TTS connection (`WSS /waves/v1/tts/live`).
@@ -87,12 +53,12 @@ impl Client {
     /// bad key, 400 for a bad parameter …).
     pub fn tts_live(&self, config: TtsLiveConfig) -> Result<TtsLive, Error> {
         config.validate()?;
-        let permit = self.inner.tts_slots.acquire();
-        let key = websocket_key();
+        let permit = crate::block_on(self.options.tts_limiter().acquire());
+        let key = smallest_net::nonce16();
         let request = config.handshake(&self.inner.config, key)?;
         let ws = self.connect_websocket(request, key)?;
         let session = TtsLiveSession::new(config, Instant::now())?;
-        let shared = Shared::open(ws, session, Some(permit), self.inner.timeouts.idle);
+        let shared = Shared::open(ws, LiveDriver::new(session, Some(permit), &self.options));
         Ok(TtsLive {
             sender: TtsLiveSender {
                 shared: shared.clone(),
@@ -108,11 +74,11 @@ impl Client {
     /// refused locally). A refused upgrade is the server's error ([`Error::Api`]).
     pub fn stt_live(&self, config: SttLiveConfig) -> Result<SttLive, Error> {
         config.validate()?;
-        let key = websocket_key();
+        let key = smallest_net::nonce16();
         let request = config.handshake(&self.inner.config, key)?;
         let ws = self.connect_websocket(request, key)?;
         let session = SttLiveSession::new(&config, Instant::now())?;
-        let shared = Shared::open(ws, session, None, self.inner.timeouts.idle);
+        let shared = Shared::open(ws, LiveDriver::new(session, None, &self.options));
         Ok(SttLive {
             sender: SttLiveSender {
                 shared: shared.clone(),
@@ -121,15 +87,26 @@ impl Client {
         })
     }
 
-    /// TCP (and TLS for `wss`) within the connect limit, then the upgrade within the
-    /// response limit.
+    /// TCP, TLS for `wss` and the upgrade, all within one connect deadline; the wait
+    /// for the upgrade's answer also within the response limit.
     fn connect_websocket(
         &self,
         request: http::Request<()>,
         key: [u8; 16],
     ) -> Result<WebSocket<Socket>, Error> {
-        crate::refuse_if_trace_would_log_the_key(request.headers())?;
-        let limits = self.inner.timeouts;
+        smallest_net::refuse_if_trace_would_log_the_key(
+            request.headers(),
+            &[smallest_net::TUNGSTENITE_DUMP],
+        )?;
+        let limits = self.options.time_limits();
+        let started = Instant::now();
+        // What is left of the connect limit (at least 1 ms: a zero socket timeout blocks).
+        let left = || {
+            limits.connect.map(|l| {
+                l.saturating_sub(started.elapsed())
+                    .max(Duration::from_millis(1))
+            })
+        };
         let uri = request.uri();
         let tls = uri.scheme_str() == Some("wss");
         let host = uri
@@ -140,42 +117,66 @@ impl Client {
             .to_owned();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
 
-        let mut tcp = connect_tcp(&host, port, &limits)?;
+        let mut tcp = connect_tcp(&host, port, limits.connect)?;
+        let connect_error = |e: io::Error| match limits.connect {
+            Some(limit) if smallest_net::is_would_block(&e) => Error::Timeout {
+                phase: TimeoutPhase::Connect,
+                limit,
+            },
+            _ => Error::transport(false, e),
+        };
         let socket = if tls {
             let name = ServerName::try_from(host.clone()).map_err(|e| {
                 Error::Config(format!("{host:?} is not a valid TLS server name: {e}").into())
             })?;
             let mut tls = ClientConnection::new(self.inner.ws_tls.clone(), name)
                 .map_err(|e| Error::transport(false, e))?;
-            set_timeouts(&tcp, limits.connect, limits.connect)?;
             while tls.is_handshaking() {
-                tls.complete_io(&mut tcp)
-                    .map_err(|e| connect_error(e, limits.connect))?;
+                set_timeouts(&tcp, left(), left())?;
+                tls.complete_io(&mut tcp).map_err(connect_error)?;
             }
             Socket::Tls(Box::new(StreamOwned::new(tls, tcp)))
         } else {
             Socket::Plain(tcp)
         };
-        set_timeouts(socket.tcp(), limits.response, limits.response)?;
-        let (ws, _response) = tungstenite::client(request, socket).map_err(|e| match e {
-            HandshakeError::Interrupted(_) => {
-                timed_out(TimeoutPhase::ResponseHead, limits.response)
+        let (limit, phase) = match (left(), limits.response_head) {
+            (Some(c), Some(r)) if r < c => (Some(r), TimeoutPhase::ResponseHead),
+            (Some(c), _) => (Some(c), TimeoutPhase::Connect),
+            (None, r) => (r, TimeoutPhase::ResponseHead),
+        };
+        set_timeouts(socket.tcp(), limit, limit)?;
+        let config = smallest_net::ws_config(self.options.live_write_buffer());
+        let timed_out = || match limit {
+            Some(limit) => Error::Timeout { phase, limit },
+            None => Error::transport(true, "the WebSocket handshake was interrupted"),
+        };
+        let upgrade = tungstenite::client::client_with_config(request, socket, Some(config));
+        let (ws, _response) = upgrade.map_err(|e| match e {
+            HandshakeError::Interrupted(_) => timed_out(),
+            HandshakeError::Failure(tungstenite::Error::Io(io))
+                if smallest_net::is_would_block(&io) =>
+            {
+                timed_out()
             }
-            HandshakeError::Failure(e) => upgrade_error(e, key, limits.response),
+            HandshakeError::Failure(e) => upgrade_error(e, key, limits.connect),
         })?;
-        set_timeouts(ws.get_ref().tcp(), None, limits.idle)?;
+        // Writes may stall at most the write limit; reads are sliced by the receiver.
+        let write_limit = limits
+            .idle
+            .unwrap_or(smallest_core::live::DEFAULT_WRITE_STALL);
+        set_timeouts(ws.get_ref().tcp(), None, Some(write_limit))?;
         Ok(ws)
     }
 }
 
 /// Resolves and connects, trying each address within the connect limit.
-fn connect_tcp(host: &str, port: u16, limits: &Timeouts) -> Result<TcpStream, Error> {
+fn connect_tcp(host: &str, port: u16, limit: Option<Duration>) -> Result<TcpStream, Error> {
     let addrs = (host, port)
         .to_socket_addrs()
         .map_err(|e| Error::transport(false, e))?;
     let mut last = None;
     for addr in addrs {
-        let attempt = match limits.connect.filter(|d| !d.is_zero()) {
+        let attempt = match limit.filter(|d| !d.is_zero()) {
             Some(limit) => TcpStream::connect_timeout(&addr, limit),
             None => TcpStream::connect(addr),
         };
@@ -188,37 +189,14 @@ fn connect_tcp(host: &str, port: u16, limits: &Timeouts) -> Result<TcpStream, Er
             Err(e) => last = Some(e),
         }
     }
-    Err(match last {
-        Some(e) => connect_error(e, limits.connect),
-        None => Error::transport(false, format!("{host}:{port} resolved to no address")),
-    })
-}
-
-/// A failure while connecting (nothing was sent): a time limit or a transport error.
-fn connect_error(e: io::Error, limit: Option<Duration>) -> Error {
-    if is_timeout(&e)
-        && let Some(limit) = limit
-    {
-        return Error::Timeout {
+    Err(match (last, limit) {
+        (Some(e), Some(limit)) if smallest_net::is_would_block(&e) => Error::Timeout {
             phase: TimeoutPhase::Connect,
             limit,
-        };
-    }
-    Error::transport(false, e)
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-fn timed_out(phase: TimeoutPhase, limit: Option<Duration>) -> Error {
-    match limit {
-        Some(limit) => Error::Timeout { phase, limit },
-        None => Error::transport(true, "the WebSocket handshake was interrupted"),
-    }
+        },
+        (Some(e), _) => Error::transport(false, e),
+        (None, _) => Error::transport(false, format!("{host}:{port} resolved to no address")),
+    })
 }
 
 /// Sets the socket's read and write limits (`None`, or zero, blocks).
@@ -231,37 +209,6 @@ fn set_timeouts(
     tcp.set_read_timeout(nonzero(read))
         .and_then(|()| tcp.set_write_timeout(nonzero(write)))
         .map_err(|e| Error::transport(true, e))
-}
-
-/// 16 fresh bytes for `Sec-WebSocket-Key` (a nonce, not a secret).
-fn websocket_key() -> [u8; 16] {
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&entropy().to_le_bytes());
-    key[8..].copy_from_slice(&entropy().to_le_bytes());
-    key
-}
-
-/// A refused or broken upgrade as the SDK's error: a non-101 answer is parsed by the
-/// core like any HTTP error (401 → `is_auth`, 400 → the server's message …).
-fn upgrade_error(e: WsError, key: [u8; 16], limit: Option<Duration>) -> Error {
-    match e {
-        WsError::Http(response) => {
-            let body = response.body().as_deref().unwrap_or_default();
-            match check_upgrade(response.status(), response.headers(), body, key) {
-                Err(e) => e,
-                Ok(()) => Error::Decode {
-                    what: UPGRADE,
-                    message: "the server accepted the upgrade, but the handshake failed".into(),
-                },
-            }
-        }
-        WsError::Protocol(e) => Error::Decode {
-            what: UPGRADE,
-            message: e.to_string(),
-        },
-        WsError::Io(e) if is_timeout(&e) => timed_out(TimeoutPhase::ResponseHead, limit),
-        other => Error::transport(true, other),
-    }
 }
 
 /// The connection under the WebSocket framing: plain TCP (loopback `ws://`) or TLS.
@@ -310,112 +257,50 @@ trait Session: LiveSession<Event: Send + 'static> + Send + 'static {}
 
 impl<S: LiveSession<Event: Send + 'static> + Send + 'static> Session for S {}
 
-/// A core frame as a tungstenite message.
-fn to_tungstenite(message: WsMessage) -> Message {
-    match message {
-        WsMessage::Text(text) => Message::Text(text.into()),
-        WsMessage::Binary(data) => Message::Binary(data),
-        WsMessage::Ping(data) => Message::Ping(data),
-        WsMessage::Pong(data) => Message::Pong(data),
-        WsMessage::Close(frame) => Message::Close(frame.map(|f| WsCloseFrame {
-            code: f.code.into(),
-            reason: f.reason.into(),
-        })),
-    }
-}
-
-/// A tungstenite message as a core frame (`None` for a raw frame, which reading never
-/// yields).
-fn from_tungstenite(message: Message) -> Option<WsMessage> {
-    Some(match message {
-        Message::Text(text) => WsMessage::Text(text.as_str().to_owned()),
-        Message::Binary(data) => WsMessage::Binary(data),
-        Message::Ping(data) => WsMessage::Ping(data),
-        Message::Pong(data) => WsMessage::Pong(data),
-        Message::Close(frame) => {
-            WsMessage::Close(frame.map(|f| CloseFrame::new(u16::from(f.code), f.reason.as_str())))
-        }
-        Message::Frame(_) => return None,
-    })
-}
-
-/// Whether a read error is the connection ending without a close frame (reported as
-/// the session's `Closed` event without a code, not as an error).
-fn is_dropped(e: &WsError) -> bool {
-    match e {
-        WsError::ConnectionClosed
-        | WsError::AlreadyClosed
-        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => true,
-        WsError::Io(io) => matches!(
-            io.kind(),
-            io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::UnexpectedEof
-                | io::ErrorKind::BrokenPipe
-        ),
-        _ => false,
-    }
-}
-
-/// A write failure as the SDK's error.
-fn write_error(e: WsError, idle: Option<Duration>) -> Error {
-    match e {
-        WsError::Io(io) if is_timeout(&io) => timed_out(TimeoutPhase::Idle, idle),
-        other => Error::transport(true, other),
-    }
-}
-
-/// The socket and the session, behind one lock.
-struct Driver<S> {
+/// The socket and the driver, behind one lock.
+struct Conn<S: Session> {
     ws: WebSocket<Socket>,
-    session: S,
-    /// The TTS slot, held until the session closes.
-    permit: Option<TtsPermit>,
-    /// An error to hand out before the next event.
-    error: Option<Error>,
-    /// The limit on a stalled write.
-    idle: Option<Duration>,
+    driver: LiveDriver<S>,
 }
 
-impl<S: Session> Driver<S> {
-    /// Writes every frame the session has queued, in order, then flushes.
+impl<S: Session> Conn<S> {
+    /// Writes every frame the driver has, in order, then flushes (each write within the
+    /// socket's write limit).
     fn write_queued(&mut self) -> Result<(), Error> {
+        let limit = self.driver.write_limit();
         let mut wrote = false;
-        while let Some(frame) = self.session.poll_outgoing() {
+        while let Some(frame) = self.driver.poll_transmit(Instant::now()) {
             self.ws
                 .write(to_tungstenite(frame))
-                .map_err(|e| write_error(e, self.idle))?;
+                .map_err(|e| smallest_net::write_error(e, limit))?;
             wrote = true;
         }
         if wrote {
-            self.ws.flush().map_err(|e| write_error(e, self.idle))?;
+            self.ws
+                .flush()
+                .map_err(|e| smallest_net::write_error(e, limit))?;
         }
         Ok(())
     }
 
-    /// One step of the receiver: an error or event if one is ready (`Some(None)`
-    /// once closed), else one bounded read (`None`: call again).
-    #[allow(clippy::option_option)]
+    /// One step of the receiver: an item if one is ready, else one bounded read
+    /// (`None`: call again).
     fn step(&mut self) -> Option<Option<Result<S::Event, Error>>> {
-        if let Some(error) = self.error.take() {
-            return Some(Some(Err(error)));
-        }
-        if let Some(event) = self.session.poll_event() {
-            return Some(Some(Ok(event)));
-        }
-        if self.session.is_closed() {
-            self.permit = None;
-            return Some(None);
+        match self.driver.poll_item() {
+            Some(LiveItem::Event(event)) => return Some(Some(Ok(event))),
+            Some(LiveItem::Error(error)) => return Some(Some(Err(error))),
+            Some(LiveItem::End) => return Some(None),
+            None => {}
         }
         // Keepalive pings the session queued.
         if let Err(e) = self.write_queued() {
-            self.fail(e);
+            self.driver.handle_failure(e, Instant::now());
             return None;
         }
         let now = Instant::now();
-        let deadline = self.session.poll_timeout();
+        let deadline = self.driver.poll_timeout(now);
         if deadline.is_some_and(|due| due <= now) {
-            self.session.handle_timeout(now);
+            self.driver.handle_timeout(now);
             return None;
         }
         let wait = deadline
@@ -424,81 +309,58 @@ impl<S: Session> Driver<S> {
             })
             .max(Duration::from_millis(1));
         if let Err(e) = self.ws.get_ref().tcp().set_read_timeout(Some(wait)) {
-            self.fail(Error::transport(true, e));
+            self.driver.handle_failure(Error::transport(true, e), now);
             return None;
         }
-        match self.ws.read() {
-            Ok(message) => self.on_message(message),
-            Err(WsError::Io(e)) if is_timeout(&e) => {}
-            Err(e) if is_dropped(&e) => self.dropped(),
-            Err(e) => self.fail(Error::transport(true, e)),
+        let read = self.ws.read();
+        let now = Instant::now();
+        match read {
+            Ok(message) => {
+                let message = from_tungstenite(message)?;
+                let close = matches!(message, WsMessage::Close(_));
+                self.driver.handle_frame(message, now);
+                // Send what tungstenite answered (a pong, the close reply) within the
+                // write limit: a server that never reads fails the session instead of
+                // growing it. A stalled reply to a close only ends the wait.
+                if let Err(e) = self.ws.flush()
+                    && !close
+                {
+                    let limit = self.driver.write_limit();
+                    self.driver
+                        .handle_failure(smallest_net::write_error(e, limit), now);
+                }
+            }
+            Err(e) => match read_error(e) {
+                ReadError::WouldBlock => {}
+                ReadError::Dropped => self.driver.handle_dropped(now),
+                ReadError::Failed(e) => self.driver.handle_failure(e, now),
+            },
         }
         None
-    }
-
-    fn on_message(&mut self, message: Message) {
-        let Some(message) = from_tungstenite(message) else {
-            return;
-        };
-        let close = matches!(message, WsMessage::Close(_));
-        if let Err(e) = self.session.handle_message(message, Instant::now()) {
-            self.error = Some(e);
-        }
-        if close {
-            // tungstenite queued the answer to the server's close: send it.
-            let _ = self.ws.flush();
-        }
-    }
-
-    /// The connection ended without a close frame: the session's `Closed` event.
-    fn dropped(&mut self) {
-        if let Err(e) = self
-            .session
-            .handle_message(WsMessage::Close(None), Instant::now())
-        {
-            self.error.get_or_insert(e);
-        }
-    }
-
-    /// The connection failed: the error, then the session's `Closed` event.
-    fn fail(&mut self, error: Error) {
-        self.error = Some(error);
-        self.dropped();
     }
 }
 
 /// What both halves share.
-struct Shared<S> {
-    driver: Mutex<Driver<S>>,
+struct Shared<S: Session> {
+    conn: Mutex<Conn<S>>,
     /// Senders waiting for the lock; the receiver steps aside for them.
     waiting: AtomicUsize,
 }
 
 impl<S: Session> Shared<S> {
-    fn open(
-        ws: WebSocket<Socket>,
-        session: S,
-        permit: Option<TtsPermit>,
-        idle: Option<Duration>,
-    ) -> Arc<Self> {
+    fn open(ws: WebSocket<Socket>, driver: LiveDriver<S>) -> Arc<Self> {
         Arc::new(Shared {
-            driver: Mutex::new(Driver {
-                ws,
-                session,
-                permit,
-                error: None,
-                idle,
-            }),
+            conn: Mutex::new(Conn { ws, driver }),
             waiting: AtomicUsize::new(0),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Driver<S>> {
-        self.driver.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Conn<S>> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Locks for a sender, announcing it so that the receiver steps aside.
-    fn lock_for_send(&self) -> MutexGuard<'_, Driver<S>> {
+    fn lock_for_send(&self) -> MutexGuard<'_, Conn<S>> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let guard = self.lock();
         self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -507,14 +369,14 @@ impl<S: Session> Shared<S> {
 
     /// A sender verb: update the session, then write what it queued.
     fn act<R>(&self, f: impl FnOnce(&mut S, Instant) -> Result<R, Error>) -> Result<R, Error> {
-        let mut driver = self.lock_for_send();
-        let out = f(&mut driver.session, Instant::now())?;
-        driver.write_queued()?;
+        let mut conn = self.lock_for_send();
+        let out = f(conn.driver.session_mut(), Instant::now())?;
+        conn.write_queued()?;
         Ok(out)
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
-        f(&mut self.lock_for_send().session)
+        f(self.lock_for_send().driver.session_mut())
     }
 
     /// The receiver: the next event, or `None` after the `Closed` event.
@@ -905,66 +767,13 @@ debug_impls!(
 mod tests {
     use super::*;
 
-    #[test]
-    fn frames_translate_both_ways() {
-        let frames = [
-            WsMessage::Text("{\"a\":1}".into()),
-            WsMessage::Binary(Bytes::from_static(&[1, 2, 3])),
-            WsMessage::Ping(Bytes::from_static(b"p")),
-            WsMessage::Pong(Bytes::new()),
-            WsMessage::Close(None),
-            WsMessage::Close(Some(CloseFrame::new(1008, "too many sessions"))),
-        ];
-        for frame in frames {
-            assert_eq!(from_tungstenite(to_tungstenite(frame.clone())), Some(frame));
-        }
-    }
+    fn assert_send<T: Send>() {}
 
     #[test]
-    fn a_connection_ending_without_close_is_not_an_error() {
-        assert!(is_dropped(&WsError::ConnectionClosed));
-        assert!(is_dropped(&WsError::Protocol(
-            ProtocolError::ResetWithoutClosingHandshake
-        )));
-        assert!(is_dropped(&WsError::Io(
-            io::ErrorKind::ConnectionReset.into()
-        )));
-        assert!(!is_dropped(&WsError::Protocol(
-            ProtocolError::ReceivedAfterClosing
-        )));
-    }
-
-    #[test]
-    fn a_refused_upgrade_is_the_servers_error() {
-        let key = [7u8; 16];
-        let response = http::Response::builder()
-            .status(401)
-            .body(Some(br#"{"message":"Invalid API key"}"#.to_vec()))
-            .unwrap();
-        let e = upgrade_error(WsError::Http(Box::new(response)), key, None);
-        assert!(e.is_auth(), "{e:?}");
-        let e = upgrade_error(
-            WsError::Io(io::ErrorKind::WouldBlock.into()),
-            key,
-            Some(Duration::from_secs(3)),
-        );
-        assert!(
-            matches!(
-                e,
-                Error::Timeout {
-                    phase: TimeoutPhase::ResponseHead,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
-    }
-
-    #[test]
-    fn tls_roots_include_the_extra_ones() {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        assert!(tls_config(&[cert.cert.der().to_vec()]).is_ok());
-        let err = tls_config(&[vec![0x30, 0x03, 0x01, 0x02]]).unwrap_err();
-        assert!(matches!(err, Error::Config(_)), "{err:?}");
+    fn halves_move_between_threads() {
+        assert_send::<TtsLiveSender>();
+        assert_send::<TtsLiveReceiver>();
+        assert_send::<SttLiveSender>();
+        assert_send::<SttLiveReceiver>();
     }
 }

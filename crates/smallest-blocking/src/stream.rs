@@ -2,39 +2,34 @@
 //! (`POST /waves/v1/tts/live`) and speech-to-text uploads streamed from a file or any
 //! [`Read`], both in constant memory.
 //!
-//! All protocol logic is the core's ([`smallest_core::tts_stream`]): this module only
-//! moves bytes and never lets a cut stream pass for a complete one. Time limits are
-//! ureq's, set on the agent ([`ClientBuilder`](crate::ClientBuilder)): the idle limit
-//! applies to every read of the body and every write of an upload, the total limit to
-//! the whole exchange.
+//! The decisions are the core's machines ([`StreamState`], [`UploadCounter`]): this
+//! module reads the body, feeds bytes and writes the upload as it is told. Time limits
+//! are enforced by ureq on every read and write (the idle limit) and on the whole call
+//! (the total deadline, set per request).
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::Request;
 use smallest_core::AudioChunk;
+use smallest_core::call::{AttemptLimits, Call, StreamEvent, StreamState, UploadCounter, UploadOp};
+use smallest_core::call::{file_error, output_error};
 use smallest_core::tts::ResponseInfo;
-use smallest_core::tts_stream::{TtsStreamDecoder, TtsStreamRequest, TtsStreamStart};
-use ureq::SendBody;
 
 use crate::{
-    Audio, Client, Endpoint, Error, OutputFormat, Stage, Timeouts, TranscribeRequest,
-    Transcription, TtsPermit, TtsRequest, classify,
+    Audio, Client, Error, Outgoing, OutputFormat, Stage, TranscribeRequest, Transcription,
+    TtsRequest, classify,
 };
 use smallest_core::audio::WavSizes;
+pub use smallest_core::call::ProgressHook;
 pub use smallest_core::stt::Progress;
 
 /// How much of the response body one read asks for.
 const READ_CHUNK: usize = 16 * 1024;
-
-/// Called with the [`Progress`] of an upload, on the calling thread, after each piece of
-/// the upload is handed to the connection: keep it quick.
-pub type ProgressHook = Arc<dyn Fn(Progress) + Send + Sync>;
 
 impl Client {
     /// `POST /waves/v1/tts/live`: synthesizes speech and returns its audio as it is
@@ -61,51 +56,21 @@ impl Client {
     /// ```
     pub fn synthesize_stream(&self, request: &TtsRequest) -> Result<AudioStream, Error> {
         let started = Instant::now();
-        let stream_request = TtsStreamRequest::new(request.clone());
-        // Refuse an invalid request before queueing for a slot.
-        stream_request.prepare(&self.inner.config)?;
-        let slot = self.inner.tts_slots.acquire();
-        // Retried only until the head says 2xx: nothing has reached the user before that.
-        let (reader, decoder) = self.retrying(|| self.open_tts_stream(&stream_request))?;
+        let call = Call::stream(
+            request,
+            &self.inner.config,
+            &self.options,
+            smallest_net::seed(),
+        );
+        let (decoder, body, call) = self.drive(call, |b| Ok(Outgoing::Bytes(b)))?;
+        let body = body.ok_or_else(|| Error::Config("the stream opened without a body".into()))?;
+        let limits = call.limits();
         Ok(AudioStream {
-            reader,
-            decoder,
-            phase: Phase::Streaming,
+            reader: body.into_reader(),
+            state: call.into_stream(decoder, started),
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
-            limits: self.inner.timeouts,
-            started,
-            first_chunk: None,
-            slot: Some(slot),
+            limits,
         })
-    }
-
-    /// One attempt: sends the request and reads the head. A 2xx event stream comes back
-    /// as its body reader and decoder; anything else is an error.
-    fn open_tts_stream(
-        &self,
-        request: &TtsStreamRequest,
-    ) -> Result<(ureq::BodyReader<'static>, TtsStreamDecoder), Error> {
-        let limits = &self.inner.timeouts;
-        let (parts, body) = request.prepare(&self.inner.config)?.into_parts();
-        crate::refuse_if_trace_would_log_the_key(&parts.headers)?;
-        let response = self
-            .inner
-            .agent
-            .run(Request::from_parts(parts, body.as_ref()))
-            .map_err(|e| classify(e, Stage::Exchange, limits))?;
-        let (parts, body) = response.into_parts();
-        match request.start(&parts) {
-            TtsStreamStart::Stream(decoder) => Ok((body.into_reader(), decoder)),
-            TtsStreamStart::Failed(failed) => {
-                let mut evidence = Vec::new();
-                // A body that fails part way is still evidence: keep what arrived.
-                let _ = body
-                    .into_reader()
-                    .take(failed.max_body_bytes() as u64)
-                    .read_to_end(&mut evidence);
-                Err(failed.into_error(&evidence))
-            }
-        }
     }
 
     /// `POST /waves/v1/stt/`: transcribes an audio file, streamed from disk: its length
@@ -147,15 +112,25 @@ impl Client {
     ) -> Result<Transcription, Error> {
         let path = path.as_ref();
         let content_type = request.upload_content_type(Some(path));
-        // A path can be reopened, so the whole upload is retried like any call.
-        self.retrying(|| {
-            File::open(path)
-                .and_then(|file| Ok((file.metadata()?.len(), file)))
-                .map_err(|e| file_error(path, e))
-                .and_then(|(len, file)| {
-                    self.upload(file, Some(len), request, &content_type, progress.as_ref())
-                })
-        })
+        let len = std::fs::metadata(path)
+            .map_err(|e| file_error(path, e))?
+            .len();
+        let op = UploadOp::new(request, Some(len), &content_type);
+        let call = op.call(
+            &self.inner.config,
+            &self.options,
+            true,
+            smallest_net::seed(),
+        );
+        let open = |_| {
+            let file = File::open(path).map_err(|e| file_error(path, e))?;
+            Ok(Outgoing::Reader(UploadReader::new(
+                Box::new(file),
+                Some(len),
+                progress.clone(),
+            )))
+        };
+        self.drive(call, open).map(|(output, _, _)| output)
     }
 
     /// `POST /waves/v1/stt/`: transcribes audio streamed from `reader`, `len` bytes of
@@ -173,129 +148,86 @@ impl Client {
         progress: Option<ProgressHook>,
     ) -> Result<Transcription, Error> {
         let content_type = request.upload_content_type(None);
-        self.upload(reader, len, request, &content_type, progress.as_ref())
-    }
-
-    /// One upload attempt.
-    fn upload<R: Read>(
-        &self,
-        reader: R,
-        len: Option<u64>,
-        request: &TranscribeRequest,
-        content_type: &str,
-        progress: Option<&ProgressHook>,
-    ) -> Result<Transcription, Error> {
-        let config = &self.inner.config;
-        let limits = &self.inner.timeouts;
-        let mut head = request.upload_head(config, len, Some(content_type))?;
-        config.apply_headers(&mut head, true);
-        let mut upload = UploadReader {
-            inner: reader,
-            sent: 0,
-            total: len,
-            progress,
-            failure: None,
+        let op = UploadOp::new(request, len, &content_type);
+        let call = op.call(
+            &self.inner.config,
+            &self.options,
+            false,
+            smallest_net::seed(),
+        );
+        let mut reader = Some(reader);
+        let take = |_| match reader.take() {
+            Some(reader) => Ok(Outgoing::Reader(UploadReader::new(
+                Box::new(reader),
+                len,
+                progress.clone(),
+            ))),
+            None => Err(Error::Config("a reader can be uploaded only once".into())),
         };
-        let (parts, ()) = head.into_parts();
-        crate::refuse_if_trace_would_log_the_key(&parts.headers)?;
-        let result = self.inner.agent.run(Request::from_parts(
-            parts,
-            SendBody::from_reader(&mut upload),
-        ));
-        let response = match (result, upload.failure.take()) {
-            // Reading the source failed: say so, rather than what ureq made of it.
-            (Err(_), Some(read)) => return Err(Error::transport(true, read)),
-            (Err(e), None) => return Err(classify(e, Stage::Exchange, limits)),
-            (Ok(response), _) => response,
-        };
-        let (parts, body) = response.into_parts();
-        let mut data = Vec::new();
-        body.into_reader()
-            .read_to_end(&mut data)
-            .map_err(|e| classify(ureq::Error::from(e), Stage::Body, limits))?;
-        request.from_http_response(http::Response::from_parts(parts, Bytes::from(data)))
+        self.drive(call, take).map(|(output, _, _)| output)
     }
 }
 
-/// A local file that cannot be read: nothing was sent.
-fn file_error(path: &Path, e: io::Error) -> Error {
-    Error::transport(
-        false,
-        io::Error::new(
-            e.kind(),
-            format!("cannot read the upload {}: {e}", path.display()),
-        ),
-    )
-}
+/// Where reading an upload's source failed, shared with the exchange that reports it.
+#[derive(Clone, Default)]
+pub(crate) struct SourceFailure(Arc<Mutex<Option<Error>>>);
 
-/// A failure to write the audio where the caller asked (a file, a socket …).
-fn output_error(e: io::Error) -> Error {
-    Error::transport(
-        true,
-        io::Error::new(e.kind(), format!("cannot write the audio: {e}")),
-    )
-}
-
-/// The body of a streamed upload as ureq reads it: counts, reports progress, reads
-/// exactly the declared length, and keeps the source's own error.
-struct UploadReader<'a, R> {
-    inner: R,
-    sent: u64,
-    total: Option<u64>,
-    progress: Option<&'a ProgressHook>,
-    failure: Option<io::Error>,
-}
-
-impl<R: Read> UploadReader<'_, R> {
-    fn fail(&mut self, e: io::Error) -> io::Error {
-        let message = format!("reading the upload failed after {} bytes: {e}", self.sent);
-        self.failure = Some(io::Error::new(e.kind(), message.clone()));
-        io::Error::new(e.kind(), message)
+impl SourceFailure {
+    pub(crate) fn take(&self) -> Option<Error> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }
 
-impl<R: Read> Read for UploadReader<'_, R> {
+/// The body of a streamed upload as ureq reads it: the counter decides how much, counts,
+/// reports progress and refuses a short source; the source's own error is kept.
+pub(crate) struct UploadReader<'a> {
+    inner: Box<dyn Read + 'a>,
+    counter: UploadCounter,
+    failure: SourceFailure,
+}
+
+impl<'a> UploadReader<'a> {
+    fn new(inner: Box<dyn Read + 'a>, len: Option<u64>, progress: Option<ProgressHook>) -> Self {
+        UploadReader {
+            inner,
+            counter: UploadCounter::new(len, progress),
+            failure: SourceFailure::default(),
+        }
+    }
+
+    pub(crate) fn failure(&self) -> SourceFailure {
+        self.failure.clone()
+    }
+
+    fn fail(&mut self, e: Error) -> io::Error {
+        let io = io::Error::other(e.to_string());
+        *self
+            .failure
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(e);
+        io
+    }
+}
+
+impl Read for UploadReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = match self.total {
-            Some(total) if self.sent >= total => return Ok(0),
-            Some(total) => buf
-                .len()
-                .min(usize::try_from(total - self.sent).unwrap_or(usize::MAX)),
-            None => buf.len(),
-        };
+        let want = self.counter.want().min(buf.len());
         if want == 0 {
             return Ok(0);
         }
         match self.inner.read(&mut buf[..want]) {
-            Ok(0) => match self.total {
-                Some(total) => Err(self.fail(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("the source ended before its declared length of {total} bytes"),
-                ))),
-                None => Ok(0),
+            Ok(n) => match self.counter.handle_read(n) {
+                Ok(()) => Ok(n),
+                Err(e) => Err(self.fail(e)),
             },
-            Ok(n) => {
-                self.sent += n as u64;
-                if let Some(progress) = self.progress {
-                    progress(Progress::new(self.sent, self.total));
-                }
-                Ok(n)
-            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
-            Err(e) => Err(self.fail(e)),
+            Err(e) => {
+                let e = self.counter.source_error(e);
+                Err(self.fail(e))
+            }
         }
     }
-}
-
-/// Where an [`AudioStream`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Reading the body.
-    Streaming,
-    /// The body ended: the decoder says whether the audio is complete.
-    Finishing,
-    /// Complete, or failed (the error was returned).
-    Done,
 }
 
 /// The audio of [`Client::synthesize_stream`], chunk by chunk, as the server generates it.
@@ -314,45 +246,41 @@ enum Phase {
 /// [`save_wav`](Self::save_wav), or read it with [`into_reader`](Self::into_reader).
 pub struct AudioStream {
     reader: ureq::BodyReader<'static>,
-    decoder: TtsStreamDecoder,
-    phase: Phase,
+    state: StreamState,
     buf: Box<[u8]>,
-    limits: Timeouts,
-    started: Instant,
-    first_chunk: Option<Duration>,
-    slot: Option<TtsPermit>,
+    limits: AttemptLimits,
 }
 
 impl AudioStream {
     /// The response's ids (`X-Request-Id` …) and content-expiry answer.
     pub fn info(&self) -> &ResponseInfo {
-        self.decoder.info()
+        self.state.info()
     }
 
     /// The encoding of the audio (what was asked for).
     pub fn format(&self) -> OutputFormat {
-        self.decoder.format()
+        self.state.format()
     }
 
     /// Samples per second (what was asked for).
     pub fn sample_rate(&self) -> u32 {
-        self.decoder.sample_rate()
+        self.state.sample_rate()
     }
 
     /// How long it took from the call to [`Client::synthesize_stream`] (waiting for a
     /// TTS slot included) to the first chunk handed over; `None` before it.
     pub fn time_to_first_chunk(&self) -> Option<Duration> {
-        self.first_chunk
+        self.state.time_to_first_chunk()
     }
 
     /// How many audio bytes were handed over so far.
     pub fn audio_bytes(&self) -> u64 {
-        self.decoder.audio_bytes()
+        self.state.audio_bytes()
     }
 
     /// Whether the stream ended with the server's `done` frame: all the audio arrived.
     pub fn is_complete(&self) -> bool {
-        self.phase == Phase::Done && self.decoder.is_done() && !self.decoder.is_failed()
+        self.state.is_complete()
     }
 
     /// Reads the whole stream into one [`Audio`] (memory grows with the audio: prefer
@@ -431,24 +359,6 @@ impl AudioStream {
             current: Bytes::new(),
         }
     }
-
-    fn deliver(&mut self, chunk: AudioChunk) -> Option<Result<AudioChunk, Error>> {
-        if self.first_chunk.is_none() {
-            self.first_chunk = Some(self.started.elapsed());
-        }
-        Some(Ok(chunk))
-    }
-
-    /// The stream is over: free the slot now rather than when the stream is dropped.
-    fn end(&mut self) {
-        self.phase = Phase::Done;
-        self.slot = None;
-    }
-
-    fn fail(&mut self, error: Error) -> Option<Result<AudioChunk, Error>> {
-        self.end();
-        Some(Err(error))
-    }
 }
 
 impl Iterator for AudioStream {
@@ -456,32 +366,20 @@ impl Iterator for AudioStream {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            match self.phase {
-                Phase::Done => return None,
-                Phase::Finishing => {
-                    return match self.decoder.finish() {
-                        Ok(Some(chunk)) => self.deliver(chunk),
-                        Ok(None) => {
-                            self.end();
-                            None
-                        }
-                        Err(e) => self.fail(e),
-                    };
-                }
-                Phase::Streaming => {}
-            }
-            match self.decoder.next_chunk() {
-                Some(Ok(chunk)) => return self.deliver(chunk),
-                Some(Err(e)) => return self.fail(e),
-                None => {}
+            match self.state.poll(Instant::now()) {
+                StreamEvent::Chunk(chunk) => return Some(Ok(chunk)),
+                StreamEvent::End => return None,
+                StreamEvent::Fail(e) => return Some(Err(e)),
+                // ureq enforces the idle and total limits on the read itself.
+                StreamEvent::Read(_) => {}
             }
             match self.reader.read(&mut self.buf) {
-                Ok(0) => self.phase = Phase::Finishing,
-                Ok(n) => self.decoder.feed(&self.buf[..n]),
+                Ok(0) => self.state.handle_end(),
+                Ok(n) => self.state.handle_data(&self.buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     let error = classify(ureq::Error::from(e), Stage::Body, &self.limits);
-                    return self.fail(error);
+                    self.state.handle_error(error);
                 }
             }
         }
@@ -491,13 +389,7 @@ impl Iterator for AudioStream {
 impl fmt::Debug for AudioStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AudioStream")
-            .field("format", &self.format())
-            .field("sample_rate", &self.sample_rate())
-            .field("info", self.info())
-            .field("phase", &self.phase)
-            .field("chunks", &self.decoder.chunks())
-            .field("audio_bytes", &self.decoder.audio_bytes())
-            .field("time_to_first_chunk", &self.first_chunk)
+            .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
@@ -556,54 +448,14 @@ mod tests {
     }
 
     #[test]
-    fn uploads_read_exactly_the_declared_length_and_report_progress() {
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let hook: ProgressHook = {
-            let seen = seen.clone();
-            Arc::new(move |p: Progress| seen.lock().unwrap().push(p))
-        };
-        let source = [7u8; 100];
-        let mut upload = UploadReader {
-            inner: &source[..],
-            sent: 0,
-            total: Some(60),
-            progress: Some(&hook),
-            failure: None,
-        };
-        let mut out = Vec::new();
-        upload.read_to_end(&mut out).unwrap();
-        assert_eq!(out.len(), 60);
-        let last = *seen.lock().unwrap().last().unwrap();
-        assert_eq!(last, Progress::new(60, Some(60)));
-
-        // A source shorter than declared is an error, kept for the caller.
-        let mut short = UploadReader {
-            inner: &source[..10],
-            sent: 0,
-            total: Some(60),
-            progress: None,
-            failure: None,
-        };
+    fn uploads_read_exactly_the_declared_length_and_refuse_a_short_source() {
+        let mut upload = UploadReader::new(Box::new(&b"abcdefgh"[..]), Some(5), None);
+        let mut sent = Vec::new();
+        upload.read_to_end(&mut sent).unwrap();
+        assert_eq!(sent, b"abcde");
+        let mut short = UploadReader::new(Box::new(&b"abc"[..]), Some(5), None);
         let e = short.read_to_end(&mut Vec::new()).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
-        assert!(short.failure.is_some());
-    }
-
-    #[test]
-    fn content_type_comes_from_the_template_or_the_extension() {
-        let template = TranscribeRequest::from_bytes(Vec::new(), crate::SttLanguage::En);
-        assert_eq!(
-            &template.upload_content_type(Some(Path::new("a/b.WAV"))),
-            "audio/wav"
-        );
-        assert_eq!(
-            &template.upload_content_type(None),
-            "application/octet-stream"
-        );
-        let typed = template.content_type("audio/flac");
-        assert_eq!(
-            &typed.upload_content_type(Some(Path::new("x.mp3"))),
-            "audio/flac"
-        );
+        assert!(e.to_string().contains("declared length of 5"), "{e}");
+        assert!(short.failure().take().is_some());
     }
 }

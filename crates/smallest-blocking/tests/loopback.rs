@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use smallest_blocking::{
-    ApiKey, Client, Config, Error, HttpSend, LegacyTranscribeRequest, OutputFormat, SttLanguage,
-    TimeoutPhase, TranscribeRequest, TtsRequest, core::Health, send_with,
+    ApiKey, Client, ClientOptions, Config, Error, HttpSend, LegacyTranscribeRequest, OutputFormat,
+    SttLanguage, TimeoutPhase, TranscribeRequest, TtsRequest, core::Health, send_with,
 };
 
 const KEY: &str = "sk_test_blocking_0123456789";
@@ -656,18 +656,30 @@ fn any_blocking_client_plugs_in_through_http_send() {
             .body(Bytes::from_static(&[0, 0, 1, 0]))
             .unwrap())
     };
-    let audio = send_with(&plugged, &config, &TtsRequest::new("Hi.", "meher")).unwrap();
+    let audio = send_with(
+        &plugged,
+        &config,
+        &ClientOptions::default(),
+        &TtsRequest::new("Hi.", "meher"),
+    )
+    .unwrap();
     assert_eq!(audio.bytes().len(), 4);
 
     // As a trait object too; validation runs before the client is called.
     let dynamic: &dyn HttpSend = &plugged;
-    let err = send_with(dynamic, &config, &TtsRequest::new("", "meher")).unwrap_err();
+    let err = send_with(
+        dynamic,
+        &config,
+        &ClientOptions::default(),
+        &TtsRequest::new("", "meher"),
+    )
+    .unwrap_err();
     assert_eq!(err.validation().map(|v| v.field()), Some("text"));
 
     // The transport's own client is an HttpSend as well.
     let server = TestServer::start(vec![Reply::json(200, r#"{"status":"ok"}"#)]);
     let client = Client::new(server.config()).unwrap();
-    let status = send_with(&client, client.config(), &Health).unwrap();
+    let status = send_with(&client, client.config(), client.options(), &Health).unwrap();
     assert!(status.healthy);
     server.finish();
 }

@@ -445,7 +445,9 @@ async fn raw_exchange<E: Endpoint>(
     endpoint: &E,
 ) -> Result<http::Response<bytes::Bytes>, String> {
     let request = smallest_core::prepare(endpoint, client.config()).map_err(|e| explain(&e))?;
-    client.execute(request).await.map_err(|e| explain(&e))
+    smallest_hyper::HttpSend::send_http(client, request)
+        .await
+        .map_err(|e| explain(&e))
 }
 
 async fn health(global: &Global, env: &Env) -> Result<ExitCode, String> {

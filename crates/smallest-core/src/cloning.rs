@@ -219,6 +219,14 @@ impl CreateVoiceClone {
         self
     }
 
+    /// This request with a boundary made from 16 random bytes, unless it has one.
+    pub fn with_random_boundary(&self, random: [u8; 16]) -> Self {
+        match self.boundary {
+            Some(_) => self.clone(),
+            None => self.clone().boundary(boundary_from_random(random)),
+        }
+    }
+
     /// Sets the recording's content type (one of [`CLONE_AUDIO_TYPES`]).
     pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
         self.content_type = Some(content_type.into());

@@ -34,6 +34,10 @@ pub trait Endpoint {
     /// calls behind a limiter instead of provoking 429s.
     const USES_TTS_SLOT: bool = false;
 
+    /// What a successful answer's body is, for the limit on reading it whole
+    /// ([`BodyLimits`](crate::options::BodyLimits)).
+    const BODY_KIND: BodyKind = BodyKind::Json;
+
     /// Validates the operation and builds its request: method, URI, headers and body.
     ///
     /// The request has no `Authorization`, `User-Agent` or `X-Source` yet; [`prepare`]
@@ -46,6 +50,19 @@ pub trait Endpoint {
     /// knows the format and sample rate it asked for).
     #[allow(clippy::wrong_self_convention)]
     fn from_http_response(&self, response: Response<Bytes>) -> Result<Self::Output, Error>;
+}
+
+/// What a body read whole into memory is, for its limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyKind {
+    /// A JSON answer ([`BodyLimits::json`](crate::options::BodyLimits::json)).
+    Json,
+    /// Audio ([`BodyLimits::audio`](crate::options::BodyLimits::audio)).
+    Audio,
+    /// Read only as the evidence of a failure: at most
+    /// [`MAX_ERROR_BODY`](crate::error::MAX_ERROR_BODY) bytes are kept.
+    Evidence,
 }
 
 /// Builds the request of an endpoint with every header it needs to be sent as is.

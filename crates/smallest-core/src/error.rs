@@ -66,6 +66,19 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+    /// A response body was larger than the operation allows ([`BodyLimits`]): nothing
+    /// more of it was read, so a hostile or broken server cannot fill the memory.
+    ///
+    /// [`BodyLimits`]: crate::options::BodyLimits
+    #[error("the {what} is larger than the limit of {limit} bytes; {alternative}")]
+    BodyLimit {
+        /// What was being read, e.g. "synthesized audio".
+        what: &'static str,
+        /// The limit that was hit, in bytes.
+        limit: u64,
+        /// What to do instead (a streaming call, or a larger limit).
+        alternative: &'static str,
+    },
     /// A phase of the exchange took longer than its configured limit.
     #[error("timed out: {phase} took longer than {limit:?}")]
     Timeout {
@@ -80,13 +93,14 @@ pub enum Error {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TimeoutPhase {
-    /// Opening the TCP connection (and TLS handshake).
+    /// Opening the connection: TCP and TLS, and for a WebSocket the whole upgrade.
     Connect,
-    /// From sending the request to the response head.
+    /// From the end of the request to the complete response head.
     ResponseHead,
-    /// The gap between two chunks of a body (or two WebSocket messages).
+    /// Silence between two reads of the connection while an answer is due (the body,
+    /// or the audio and transcripts of a live session), or a write that stalled.
     Idle,
-    /// The whole call.
+    /// The whole call, retries and their waits included, to the last byte.
     Total,
 }
 
@@ -95,7 +109,7 @@ impl fmt::Display for TimeoutPhase {
         f.write_str(match self {
             TimeoutPhase::Connect => "connecting",
             TimeoutPhase::ResponseHead => "waiting for the response head",
-            TimeoutPhase::Idle => "waiting for the next chunk of the body",
+            TimeoutPhase::Idle => "waiting for the server's next bytes (or a stalled write)",
             TimeoutPhase::Total => "the whole call",
         })
     }
@@ -147,6 +161,11 @@ impl Error {
     /// A phase of the call ran out of time.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
+    }
+
+    /// A response body was larger than the operation allows.
+    pub fn is_body_limit(&self) -> bool {
+        matches!(self, Error::BodyLimit { .. })
     }
 
     /// Trying the same request again may succeed: a momentary status (408, 429 that is

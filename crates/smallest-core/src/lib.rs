@@ -54,12 +54,16 @@ mod macros;
 
 pub mod audio;
 pub mod auth;
+pub mod call;
 pub mod cloning;
 pub mod config;
 pub mod dicts;
 pub mod endpoint;
 pub mod error;
 pub mod health;
+pub mod limiter;
+pub mod live;
+pub mod options;
 pub mod retry;
 pub mod sse;
 pub mod stt;
@@ -72,11 +76,15 @@ pub mod ws;
 
 pub use auth::{API_KEY_ENV, ApiKey};
 pub use config::{BASE_URL_ENV, Config, DEFAULT_BASE_URL};
-pub use endpoint::{Endpoint, check_status, prepare};
+pub use endpoint::{BodyKind, Endpoint, check_status, prepare};
 pub use error::{
     ApiError, ApiErrorKind, BoxError, Error, RetryAfter, TimeoutPhase, ValidationError,
 };
 pub use health::{Health, HealthStatus};
+pub use limiter::{TtsLimiter, TtsPermit};
+pub use options::{
+    BodyLimits, ClientBuilder, ClientOptions, FromOptions, RetryHook, RetryNotice, TimeLimits,
+};
 pub use sse::{SseDecoder, SseEvent};
 pub use stt::{
     AudioSource, LegacyTranscribeRequest, SttLanguage, SttModel, TranscribeRequest, Transcription,

@@ -56,13 +56,6 @@ pub enum RetryDecision {
     GiveUp,
 }
 
-/// What a failed attempt looked like, beyond its error.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AttemptContext {
-    /// Some of a streamed body already reached the user: never retry.
-    pub delivered_to_user: bool,
-}
-
 impl RetryPolicy {
     /// A policy that never retries.
     pub fn none() -> Self {
@@ -81,16 +74,18 @@ impl RetryPolicy {
     /// Decides what to do after attempt number `attempt` (1 for the first) failed with
     /// `error`. `elapsed` is the time since the call started, `now` the wall-clock time
     /// (only used for `Retry-After` dates) and `jitter` a number in `[0, 1)`.
+    ///
+    /// Nothing is ever retried once some of a streamed body reached the user: the call
+    /// machines ([`crate::call`]) never ask then.
     pub fn decide(
         &self,
         attempt: u32,
         error: &Error,
-        context: AttemptContext,
         elapsed: Duration,
         now: SystemTime,
         jitter: f64,
     ) -> RetryDecision {
-        if context.delivered_to_user || attempt > self.max_retries || !is_retryable(error) {
+        if attempt > self.max_retries || !is_retryable(error) {
             return RetryDecision::GiveUp;
         }
         let delay = match error.api().and_then(ApiError::retry_after) {
@@ -123,9 +118,9 @@ impl RetryPolicy {
     }
 }
 
-/// Maps any 64-bit seed (a transport passes, say, the clock's nanoseconds mixed with a
-/// counter) to a jitter value in `[0, 1)`, with SplitMix64 so nearby seeds scatter.
-pub fn jitter_from_seed(seed: u64) -> f64 {
+/// Maps a 64-bit seed to a jitter value in `[0, 1)`, with SplitMix64 so nearby seeds
+/// scatter. The call machines step a seed the transport drew from the OS.
+pub(crate) fn jitter_from_seed(seed: u64) -> f64 {
     let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -133,8 +128,9 @@ pub fn jitter_from_seed(seed: u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Whether a failure is worth another attempt, under the rules of the module docs.
-pub fn is_retryable(error: &Error) -> bool {
+/// Whether a failure is worth another attempt, under the rules of the module docs
+/// ([`Error::is_retryable`]).
+pub(crate) fn is_retryable(error: &Error) -> bool {
     match error {
         Error::Api(e) => match e.status().as_u16() {
             429 => !is_plan_refusal(e),
@@ -187,14 +183,7 @@ mod tests {
     }
 
     fn decide(policy: &RetryPolicy, attempt: u32, e: &Error) -> RetryDecision {
-        policy.decide(
-            attempt,
-            e,
-            AttemptContext::default(),
-            Duration::ZERO,
-            SystemTime::UNIX_EPOCH,
-            0.5,
-        )
+        policy.decide(attempt, e, Duration::ZERO, SystemTime::UNIX_EPOCH, 0.5)
     }
 
     #[test]
@@ -265,19 +254,19 @@ mod tests {
         let date = httpdate::fmt_http_date(now + Duration::from_secs(12));
         let e = api(429, "{}", Some(&date));
         assert_eq!(
-            p.decide(1, &e, AttemptContext::default(), Duration::ZERO, now, 0.0),
+            p.decide(1, &e, Duration::ZERO, now, 0.0),
             RetryDecision::RetryAfter(Duration::from_secs(12))
         );
         let past = httpdate::fmt_http_date(now - Duration::from_secs(5));
         let e = api(429, "{}", Some(&past));
         assert_eq!(
-            p.decide(1, &e, AttemptContext::default(), Duration::ZERO, now, 0.0),
+            p.decide(1, &e, Duration::ZERO, now, 0.0),
             RetryDecision::RetryAfter(Duration::ZERO)
         );
     }
 
     #[test]
-    fn gives_up_after_the_count_the_budget_or_delivered_bytes() {
+    fn gives_up_after_the_count_or_the_budget() {
         let p = RetryPolicy::default().with_max_retries(2);
         let e = api(503, "{}", None);
         assert!(matches!(decide(&p, 2, &e), RetryDecision::RetryAfter(_)));
@@ -286,18 +275,10 @@ mod tests {
         let late = p.decide(
             1,
             &e,
-            AttemptContext::default(),
             Duration::from_millis(119_600),
             SystemTime::UNIX_EPOCH,
             1.0,
         );
         assert_eq!(late, RetryDecision::GiveUp);
-        let streamed = AttemptContext {
-            delivered_to_user: true,
-        };
-        assert_eq!(
-            p.decide(1, &e, streamed, Duration::ZERO, SystemTime::UNIX_EPOCH, 0.0),
-            RetryDecision::GiveUp
-        );
     }
 }

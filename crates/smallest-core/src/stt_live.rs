@@ -652,6 +652,8 @@ pub struct SttLiveSession {
     keepalive: Option<Duration>,
     last_activity: Instant,
     saw_last: bool,
+    /// `finalize` calls whose final transcript has not arrived yet.
+    finalizes: usize,
     outgoing: VecDeque<WsMessage>,
     events: VecDeque<SttLiveEvent>,
 }
@@ -672,6 +674,7 @@ impl SttLiveSession {
             keepalive: None,
             last_activity: now,
             saw_last: false,
+            finalizes: 0,
             outgoing: VecDeque::new(),
             events: VecDeque::new(),
         })
@@ -717,6 +720,7 @@ impl SttLiveSession {
     pub fn finalize(&mut self, now: Instant) -> Result<(), Error> {
         self.ensure_streaming("finalize")?;
         self.control("finalize", now);
+        self.finalizes += 1;
         Ok(())
     }
 
@@ -741,6 +745,17 @@ impl SttLiveSession {
             .push_back(WsMessage::Close(Some(CloseFrame::new(CLOSE_NORMAL, ""))));
         self.state = State::Closing;
         Ok(())
+    }
+
+    /// Whether the server owes an answer: a final transcript for a `finalize`, or the
+    /// terminal transcript after `close_stream`. (Silence is normal otherwise: the
+    /// server speaks when it hears speech.)
+    pub fn awaiting_answer(&self) -> bool {
+        match self.state {
+            State::Draining => true,
+            State::Streaming => self.finalizes > 0,
+            _ => false,
+        }
     }
 
     /// Whether the terminal `is_last` transcript has arrived.
@@ -863,6 +878,9 @@ impl SttLiveSession {
                 let raw: RawTranscript =
                     serde_json::from_value(value).map_err(|e| Error::decode(WHAT, e))?;
                 let transcript = raw.into_transcript();
+                if transcript.from_finalize {
+                    self.finalizes = self.finalizes.saturating_sub(1);
+                }
                 if transcript.is_last {
                     self.saw_last = true;
                     if matches!(self.state, State::Streaming | State::Draining) {

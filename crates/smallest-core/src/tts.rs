@@ -579,6 +579,7 @@ pub(crate) struct TtsBody<'a> {
 impl Endpoint for TtsRequest {
     type Output = Audio;
     const USES_TTS_SLOT: bool = true;
+    const BODY_KIND: crate::endpoint::BodyKind = crate::endpoint::BodyKind::Audio;
 
     fn to_http_request(&self, config: &Config) -> Result<Request<Bytes>, Error> {
         self.http_request(config, TTS_PATH, "audio/wav")

@@ -652,6 +652,11 @@ impl TtsLiveSession {
         self.in_flight.len()
     }
 
+    /// Whether the server owes an answer: audio and `complete` of an open request.
+    pub fn awaiting_answer(&self) -> bool {
+        !self.in_flight.is_empty() && !self.is_closed()
+    }
+
     /// Whether the connection has closed ([`TtsLiveEvent::Closed`] was queued).
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed

@@ -416,6 +416,8 @@ pub trait LiveSession {
     fn handle_timeout(&mut self, now: std::time::Instant);
     /// Whether the connection is over (closed, or the close was sent and received).
     fn is_closed(&self) -> bool;
+    /// Whether the server owes an answer (the idle limit applies only then).
+    fn awaiting_answer(&self) -> bool;
 }
 
 macro_rules! live_session {
@@ -443,6 +445,9 @@ macro_rules! live_session {
             }
             fn is_closed(&self) -> bool {
                 <$session>::is_closed(self)
+            }
+            fn awaiting_answer(&self) -> bool {
+                <$session>::awaiting_answer(self)
             }
         }
     };

@@ -1,9 +1,9 @@
 //! # smallest-hyper
 //!
-//! The async client of the Smallest AI Waves API, on tokio, hyper 1 and rustls. It runs
-//! the sans-IO [`smallest_core`]: the core builds each request and parses each
-//! response; this crate only moves bytes, pools connections (HTTP/1.1 and HTTP/2 by
-//! ALPN) and enforces time limits.
+//! The async client of the Smallest AI Waves API, on tokio, hyper 1 and rustls. It
+//! interprets the call machines of the sans-IO [`smallest_core`]: the core builds each
+//! request, decides retries, limits and TTS slots, and parses each answer; this crate
+//! only moves bytes, pools connections (HTTP/1.1 and HTTP/2 by ALPN) and keeps time.
 //!
 //! ```no_run
 //! use smallest_hyper::{Client, OutputFormat, TtsModel, TtsRequest};
@@ -22,7 +22,16 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The blocking sibling, `smallest-blocking`, has the same methods without `.await`.
+//! The options ([`ClientBuilder`]: time limits, body limits, retries, TTS slots, extra
+//! roots) are the core's, the same on every transport; their meaning and defaults are
+//! in [`smallest_core::options`]. The blocking sibling, `smallest-blocking`, has the same
+//! methods without `.await`.
+//!
+//! ## Bring your own HTTP client
+//!
+//! [`send_with`] runs any operation, with the client's retries, slots and limits, over
+//! anything that implements [`HttpSend`] (an async function from `http::Request<Bytes>`
+//! to `http::Response<Bytes>`).
 
 #![cfg_attr(
     not(test),
@@ -30,28 +39,31 @@
 )]
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
+use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use rustls_pki_types::CertificateDer;
-pub use smallest_core::retry::RetryPolicy;
-use smallest_core::retry::{AttemptContext, RetryDecision};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use smallest_core::call::{AttemptLimits, Call, Driven, Next, Operation};
+use smallest_core::options::FromOptions;
 
 pub use smallest_core::{
-    self as core, ApiKey, Audio, AudioSource, CatalogVoice, ClonedVoice, Config, CreateDict,
-    CreateVoiceClone, DeleteDict, DeletedDict, Endpoint, Error, GetVoiceCatalog, GetVoices,
-    HealthStatus, Language, LegacyTranscribeRequest, ListDicts, ListVoiceClones, OutputFormat,
-    PronunciationDict, PronunciationItem, SttLanguage, SttModel, TimeoutPhase, TranscribeRequest,
-    Transcription, TtsModel, TtsRequest, UpdateDict, Voice, VoiceClone, VoiceFilter,
+    self as core, ApiKey, Audio, AudioSource, CatalogVoice, ClientOptions, ClonedVoice, Config,
+    CreateDict, CreateVoiceClone, DeleteDict, DeletedDict, Endpoint, Error, GetVoiceCatalog,
+    GetVoices, HealthStatus, Language, LegacyTranscribeRequest, ListDicts, ListVoiceClones,
+    OutputFormat, PronunciationDict, PronunciationItem, RetryHook, RetryNotice, SttLanguage,
+    SttModel, TimeoutPhase, TranscribeRequest, Transcription, TtsLimiter, TtsModel, TtsPermit,
+    TtsRequest, UpdateDict, Voice, VoiceClone, VoiceFilter, retry::RetryPolicy,
 };
 
 mod live;
@@ -64,9 +76,10 @@ pub use live::{
 mod stream;
 pub use stream::{AudioReader, AudioStream, Progress, ProgressHook};
 
-type Connector = HttpsConnector<HttpConnector>;
+/// Builds a [`Client`]: the core's builder, with the same setters on every transport.
+pub type ClientBuilder = smallest_core::ClientBuilder<Client>;
 
-/// The request body of every call: a whole body ([`full_body`]) or a streamed upload.
+/// The request body of every call: a whole body or a streamed upload.
 type HttpBody = UnsyncBoxBody<Bytes, smallest_core::BoxError>;
 
 /// A request body that is already in memory.
@@ -76,103 +89,82 @@ fn full_body(bytes: Bytes) -> HttpBody {
         .boxed_unsync()
 }
 
+/// Any async HTTP client that can send one request and return the whole response.
+///
+/// The request is complete as the core built it, `Authorization` included (marked
+/// sensitive). Report failures with [`Error::transport`], saying whether the request
+/// may have reached the server, and time limits with [`Error::Timeout`].
+pub trait HttpSend {
+    /// Sends `request` and returns the response with its whole body, whatever its status.
+    fn send_http(
+        &self,
+        request: Request<Bytes>,
+    ) -> impl Future<Output = Result<Response<Bytes>, Error>> + Send;
+}
+
+/// Runs any operation over any [`HttpSend`], with the retries, TTS slots and total
+/// deadline of `options`: the same machine [`Client`] runs.
+pub async fn send_with<S, E>(
+    client: &S,
+    config: &Config,
+    options: &ClientOptions,
+    endpoint: &E,
+) -> Result<E::Output, Error>
+where
+    S: HttpSend + ?Sized,
+    E: Endpoint + Sync + ?Sized,
+{
+    let mut call = Call::new(endpoint, config, options, smallest_net::seed());
+    loop {
+        match call.poll(Instant::now(), SystemTime::now()) {
+            Next::TakeSlot(wait) => call.slot_taken(wait.await),
+            Next::Send(request) => {
+                let deadline = call.limits().deadline;
+                let result = within(deadline, client.send_http(request)).await;
+                let (now, wall) = (Instant::now(), SystemTime::now());
+                match result {
+                    Ok(response) => {
+                        let (head, body) = response.into_parts();
+                        if let Some(max) = call.handle_head(head) {
+                            call.handle_body(clip(body, max), now, wall);
+                        }
+                    }
+                    Err(e) => call.handle_failure(e, now, wall),
+                }
+            }
+            Next::Sleep(delay) => tokio::time::sleep(delay).await,
+            Next::Done(output) => return Ok(output),
+            Next::Fail(error) => return Err(error),
+        }
+    }
+}
+
+fn clip(body: Bytes, max: u64) -> Bytes {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    if body.len() > max {
+        body.slice(..max)
+    } else {
+        body
+    }
+}
+
 /// An async Waves API client. Cheap to clone: clones share one connection pool and
-/// one TTS limiter.
+/// one set of TTS slots.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
-    retry: RetryPolicy,
+    options: ClientOptions,
 }
 
 struct Inner {
     http: HyperClient<Connector, HttpBody>,
     config: Config,
-    timeouts: Timeouts,
-    tts_slots: TtsLimiter,
-    on_retry: Option<RetryHook>,
     /// The TLS settings of live WebSocket connections: the same roots as HTTP, no ALPN.
     ws_tls: Arc<rustls::ClientConfig>,
 }
 
-/// Called before each retry wait, e.g. to tell a user why the call is slow.
-pub type RetryHook = Arc<dyn Fn(&RetryNotice<'_>) + Send + Sync>;
-
-/// What [`RetryHook`] is told.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct RetryNotice<'a> {
-    /// The attempt that failed (1 for the first).
-    pub attempt: u32,
-    /// How long the client waits before the next attempt.
-    pub delay: Duration,
-    /// Why the attempt failed.
-    pub error: &'a Error,
-}
-
-/// The account's concurrent-TTS slots (API.md §8.4: one by default, shared by sync,
-/// SSE and WebSocket TTS). A TTS call waits for a slot, first come first served,
-/// instead of provoking a 429; a dropped or cancelled call gives its place back.
-///
-/// Clones share the slots: hand one limiter to every client of the same account.
-#[derive(Clone, Debug)]
-pub struct TtsLimiter {
-    slots: Arc<tokio::sync::Semaphore>,
-    size: usize,
-}
-
-impl TtsLimiter {
-    /// A limiter for an account with `concurrency` TTS slots (at least 1).
-    pub fn new(concurrency: usize) -> Self {
-        let size = concurrency.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
-        TtsLimiter {
-            slots: Arc::new(tokio::sync::Semaphore::new(size)),
-            size,
-        }
-    }
-
-    /// The number of slots.
-    pub fn concurrency(&self) -> usize {
-        self.size
-    }
-
-    /// Slots free right now.
-    pub fn available(&self) -> usize {
-        self.slots.available_permits()
-    }
-
-    /// Waits for a slot (FIFO). The slot is held until the permit is dropped.
-    pub async fn acquire(&self) -> TtsPermit {
-        // The semaphore is never closed, so acquiring cannot fail; if it ever were,
-        // running without a slot is the safe fallback (the server still enforces).
-        TtsPermit(self.slots.clone().acquire_owned().await.ok())
-    }
-}
-
-/// A held TTS slot; dropping it frees the slot.
-#[derive(Debug)]
-pub struct TtsPermit(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
-
-/// Time limits, per phase; `None` means no limit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Timeouts {
-    connect: Option<Duration>,
-    response: Option<Duration>,
-    idle: Option<Duration>,
-    total: Option<Duration>,
-}
-
-/// Builds a [`Client`] with extra trusted roots, time limits, retries and TTS slots.
-pub struct ClientBuilder {
-    config: Config,
-    extra_roots: Vec<CertificateDer<'static>>,
-    timeouts: Timeouts,
-    retry: RetryPolicy,
-    tts_slots: Option<TtsLimiter>,
-    on_retry: Option<RetryHook>,
-}
-
 impl Client {
-    /// A client for `config`, trusting the Mozilla (webpki) roots.
+    /// A client for `config` with the default options.
     pub fn new(config: Config) -> Result<Client, Error> {
         Client::builder(config).build()
     }
@@ -182,19 +174,9 @@ impl Client {
         Client::new(Config::from_env()?)
     }
 
-    /// A builder, for extra roots and time limits.
+    /// A builder, for extra roots, time and body limits, retries and TTS slots.
     pub fn builder(config: Config) -> ClientBuilder {
-        ClientBuilder {
-            config,
-            extra_roots: Vec::new(),
-            timeouts: Timeouts {
-                connect: Some(Duration::from_secs(10)),
-                ..Timeouts::default()
-            },
-            retry: RetryPolicy::default(),
-            tts_slots: None,
-            on_retry: None,
-        }
+        ClientBuilder::new(config)
     }
 
     /// The configuration.
@@ -202,76 +184,115 @@ impl Client {
         &self.inner.config
     }
 
+    /// The options.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
     /// The same client (same pool, same TTS slots) with another retry policy, e.g.
     /// `client.with_retry_policy(RetryPolicy::none())` for one call without retries.
     pub fn with_retry_policy(&self, policy: RetryPolicy) -> Client {
         Client {
             inner: self.inner.clone(),
-            retry: policy,
+            options: self.options.with_retry_policy(policy),
         }
     }
 
     /// The account's TTS slots this client queues on.
     pub fn tts_limiter(&self) -> &TtsLimiter {
-        &self.inner.tts_slots
+        self.options.tts_limiter()
     }
 
-    /// Runs any operation the core describes: waits for a TTS slot when the operation
-    /// needs one, builds the request, sends it, reads the whole body and parses the
-    /// answer, retrying under the client's [`RetryPolicy`].
-    pub async fn send<E: Endpoint>(&self, endpoint: &E) -> Result<E::Output, Error> {
-        let _slot = if E::USES_TTS_SLOT {
-            Some(self.inner.tts_slots.acquire().await)
-        } else {
-            None
-        };
-        self.retrying(|| async {
-            let request = smallest_core::prepare(endpoint, &self.inner.config)?;
-            let response = self.execute(request).await?;
-            endpoint.from_http_response(response)
-        })
-        .await
+    /// Runs any operation the core describes: the core's [`Call`] machine decides
+    /// (slot, retries, limits); this method sends, reads and sleeps as it is told.
+    pub async fn send<E: Endpoint + ?Sized>(&self, endpoint: &E) -> Result<E::Output, Error> {
+        let call = Call::new(
+            endpoint,
+            &self.inner.config,
+            &self.options,
+            smallest_net::seed(),
+        );
+        self.drive(call, |bytes| Ok(Outgoing::full(bytes)))
+            .await
+            .map(|(output, _, _)| output)
     }
 
-    /// Runs `attempt` until it succeeds or the client's [`RetryPolicy`] gives up,
-    /// telling the retry hook and sleeping between attempts. Every retry loop of this
-    /// crate is this one; the decisions are the core's.
-    pub(crate) async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, Error>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, Error>>,
-    {
-        let started = Instant::now();
-        let mut number = 1;
+    /// Interprets a call machine. `body` makes the body of each attempt from the
+    /// request's (a whole body, or a fresh upload). Returns the output and, when the
+    /// head decided the call (a stream that starts), the unread body.
+    async fn drive<O: Operation>(
+        &self,
+        mut call: Call<O>,
+        mut body: impl FnMut(Bytes) -> Result<Outgoing, Error>,
+    ) -> Result<Driven<O, Incoming>, Error> {
+        let mut unread = None;
         loop {
-            let error = match attempt().await {
-                Ok(output) => return Ok(output),
-                Err(error) => error,
-            };
-            let decision = self.retry.decide(
-                number,
-                &error,
-                AttemptContext::default(),
-                started.elapsed(),
-                SystemTime::now(),
-                jitter(),
-            );
-            let RetryDecision::RetryAfter(delay) = decision else {
-                return Err(error);
-            };
-            if let Some(hook) = &self.inner.on_retry {
-                hook(&RetryNotice {
-                    attempt: number,
-                    delay,
-                    error: &error,
-                });
+            match call.poll(Instant::now(), SystemTime::now()) {
+                Next::TakeSlot(wait) => call.slot_taken(wait.await),
+                Next::Send(request) => {
+                    let limits = call.limits();
+                    let (head, bytes) = request.into_parts();
+                    let attempt = async {
+                        let outgoing = body(bytes)?;
+                        let response = self.head(Request::from_parts(head, outgoing), &limits);
+                        let (parts, incoming) = response.await?.into_parts();
+                        match call.handle_head(parts) {
+                            None => Ok((None, Some(incoming))),
+                            Some(max) => Ok((Some(read_body(incoming, max, &limits).await?), None)),
+                        }
+                    };
+                    let result = within(limits.deadline, attempt).await;
+                    let (now, wall) = (Instant::now(), SystemTime::now());
+                    match result {
+                        Ok((Some(body), _)) => call.handle_body(body, now, wall),
+                        Ok((None, incoming)) => unread = incoming,
+                        Err(e) => call.handle_failure(e, now, wall),
+                    }
+                }
+                Next::Sleep(delay) => tokio::time::sleep(delay).await,
+                Next::Done(output) => return Ok((output, unread, call)),
+                Next::Fail(error) => return Err(error),
             }
-            tokio::time::sleep(delay).await;
-            number += 1;
         }
     }
 
-    /// `POST /waves/v1/tts`: synthesizes speech in one piece.
+    /// Sends a request and waits for its head: the response limit (and the idle limit,
+    /// which bounds every silence once the request is out) starts when the whole body
+    /// was handed over.
+    async fn head(
+        &self,
+        request: Request<Outgoing>,
+        limits: &AttemptLimits,
+    ) -> Result<Response<Incoming>, Error> {
+        let (head, outgoing) = request.into_parts();
+        let pending = self
+            .inner
+            .http
+            .request(Request::from_parts(head, outgoing.body));
+        let mut pending = std::pin::pin!(pending);
+        if let Some(mut sent) = outgoing.sent {
+            // An upload: its time limits are its writes'; an early answer (a 413 before
+            // the body was read) ends the wait for the body.
+            let early = std::future::poll_fn(|cx| {
+                if let Poll::Ready(result) = pending.as_mut().poll(cx) {
+                    return Poll::Ready(Some(result));
+                }
+                Pin::new(&mut sent).poll(cx).map(|_| None)
+            })
+            .await;
+            if let Some(result) = early {
+                return result.map_err(|e| classify(e, &outgoing.failure));
+            }
+        }
+        let (limit, phase) = head_limit(limits);
+        with_limit(limit, phase, pending)
+            .await?
+            .map_err(|e| classify(e, &outgoing.failure))
+    }
+
+    /// `POST /waves/v1/tts`: synthesizes speech in one piece (at most
+    /// [`max_audio_bytes`](ClientBuilder::max_audio_bytes) of it; longer audio streams
+    /// with [`synthesize_stream`](Self::synthesize_stream)).
     pub async fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
         self.send(request).await
     }
@@ -302,9 +323,8 @@ impl Client {
     }
 
     /// `GET /waves/v1/lightning-v3.1/get_voices`: the voices of the default model
-    /// (standard and Pro catalogs, plus your clones). Filter them with
-    /// [`VoiceFilter`]; other models via [`send`](Self::send)
-    /// with a [`GetVoices`].
+    /// (standard and Pro catalogs, plus your clones). Filter them with [`VoiceFilter`];
+    /// other models via [`send`](Self::send) with a [`GetVoices`].
     pub async fn voices(&self) -> Result<Vec<Voice>, Error> {
         self.send(&GetVoices::default()).await
     }
@@ -321,16 +341,13 @@ impl Client {
         &self,
         request: &CreateVoiceClone,
     ) -> Result<VoiceClone, Error> {
-        if request.boundary.is_some() {
-            return self.send(request).await;
+        match request.boundary {
+            Some(_) => self.send(request).await,
+            None => {
+                let request = request.with_random_boundary(smallest_net::nonce16());
+                self.send(&request).await
+            }
         }
-        let mut random = [0u8; 16];
-        random[..8].copy_from_slice(&entropy().to_le_bytes());
-        random[8..].copy_from_slice(&entropy().to_le_bytes());
-        let request = request
-            .clone()
-            .boundary(smallest_core::cloning::boundary_from_random(random));
-        self.send(&request).await
     }
 
     /// `GET /waves/v1/voice-cloning`: the clones of your organization.
@@ -362,40 +379,51 @@ impl Client {
     pub async fn health(&self) -> Result<HealthStatus, Error> {
         self.send(&smallest_core::Health).await
     }
+}
 
-    /// Sends a prepared request and reads the whole response, within the time limits.
-    pub async fn execute(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error> {
-        let timeouts = self.inner.timeouts;
-        let exchange = async {
-            let pending = self.inner.http.request(request.map(full_body));
-            let response = with_limit(timeouts.response, TimeoutPhase::ResponseHead, pending)
-                .await?
-                .map_err(|e| classify(e, timeouts.connect))?;
-            let (parts, mut body) = response.into_parts();
-            // An error body is evidence, kept bounded (the core keeps MAX_ERROR_BODY bytes
-            // and notes that there were more); a success body is the answer, kept whole.
-            let cap = if parts.status.is_success() {
-                usize::MAX
-            } else {
-                smallest_core::error::MAX_ERROR_BODY + 1
-            };
-            let mut collected = BytesMut::new();
-            while collected.len() < cap {
-                let frame = with_limit(timeouts.idle, TimeoutPhase::Idle, body.frame()).await?;
-                match frame {
-                    None => break,
-                    Some(Err(e)) => return Err(Error::transport(true, e)),
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            let room = cap - collected.len();
-                            collected.extend_from_slice(&data[..data.len().min(room)]);
-                        }
-                    }
-                }
-            }
-            Ok(Response::from_parts(parts, collected.freeze()))
+impl HttpSend for Client {
+    /// One exchange over this client's pool, within its limits; the body is read whole
+    /// up to the larger of the body limits.
+    async fn send_http(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error> {
+        let limits = AttemptLimits::of(&self.options);
+        let bodies = self.options.body_limits();
+        let max_body = bodies.json.max(bodies.audio).saturating_add(1);
+        let (parts, incoming) = self
+            .head(request.map(Outgoing::full), &limits)
+            .await?
+            .into_parts();
+        let body = read_body(incoming, max_body, &limits).await?;
+        Ok(Response::from_parts(parts, body))
+    }
+}
+
+impl FromOptions for Client {
+    fn from_options(config: Config, options: ClientOptions) -> Result<Client, Error> {
+        let tls = smallest_net::tls_config(options.extra_roots())?;
+        let ws_tls = Arc::new(tls.clone());
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            // `Config` already refused http:// for anything but loopback (or an opt-in).
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(tcp);
+        let connector = Connector {
+            inner: https,
+            limit: options.time_limits().connect,
         };
-        with_limit(timeouts.total, TimeoutPhase::Total, exchange).await?
+        let http = HyperClient::builder(TokioExecutor::new()).build(connector);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                ws_tls,
+            }),
+            options,
+        })
     }
 }
 
@@ -403,132 +431,106 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("config", &self.inner.config)
-            .field("timeouts", &self.inner.timeouts)
-            .field("retry", &self.retry)
-            .field("tts_concurrency", &self.inner.tts_slots.concurrency())
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
 
-impl ClientBuilder {
-    /// Trusts this DER certificate in addition to the Mozilla roots (for a private CA
-    /// or a local emulator's TLS).
-    pub fn add_root_certificate_der(mut self, der: impl Into<Vec<u8>>) -> Self {
-        self.extra_roots.push(CertificateDer::from(der.into()));
-        self
+/// The body of one attempt, and for an upload, word of when it was handed over whole
+/// and why reading its source failed.
+struct Outgoing {
+    body: HttpBody,
+    sent: Option<tokio::sync::oneshot::Receiver<()>>,
+    failure: stream::SourceFailure,
+}
+
+impl Outgoing {
+    fn full(bytes: Bytes) -> Self {
+        Outgoing {
+            body: full_body(bytes),
+            sent: None,
+            failure: stream::SourceFailure::default(),
+        }
+    }
+}
+
+/// The connect limit over TCP *and* TLS: hyper-util's own limit stops at TCP, so a
+/// server that accepts and never answers the TLS ClientHello would hang a call.
+#[derive(Clone)]
+struct Connector {
+    inner: HttpsConnector<HttpConnector>,
+    limit: Option<Duration>,
+}
+
+/// The connect limit ran out (found in the error's source chain by [`classify`]).
+#[derive(Debug)]
+struct ConnectTimedOut(Duration);
+
+impl fmt::Display for ConnectTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TCP + TLS did not complete within {:?}", self.0)
+    }
+}
+
+impl std::error::Error for ConnectTimedOut {}
+
+type Connection = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Connection;
+    type Error = smallest_core::BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Connection, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
     }
 
-    /// The limit on opening a connection (TCP + TLS). Default 10 s.
-    pub fn connect_timeout(mut self, limit: Duration) -> Self {
-        self.timeouts.connect = Some(limit);
-        self
-    }
-
-    /// The limit from sending the request to receiving the response head.
-    pub fn response_timeout(mut self, limit: Duration) -> Self {
-        self.timeouts.response = Some(limit);
-        self
-    }
-
-    /// The limit on the gap between two chunks of a response body.
-    pub fn idle_timeout(mut self, limit: Duration) -> Self {
-        self.timeouts.idle = Some(limit);
-        self
-    }
-
-    /// The limit on a whole call.
-    pub fn total_timeout(mut self, limit: Duration) -> Self {
-        self.timeouts.total = Some(limit);
-        self
-    }
-
-    /// How failed calls are retried (default: [`RetryPolicy::default`]; switch off with
-    /// [`RetryPolicy::none`]).
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
-    }
-
-    /// The account's TTS concurrency (default 1). Ignored when a shared
-    /// [`tts_limiter`](Self::tts_limiter) is given.
-    pub fn tts_concurrency(mut self, concurrency: usize) -> Self {
-        self.tts_slots = Some(TtsLimiter::new(concurrency));
-        self
-    }
-
-    /// Queues TTS calls on a limiter shared with other clients of the same account.
-    pub fn tts_limiter(mut self, limiter: TtsLimiter) -> Self {
-        self.tts_slots = Some(limiter);
-        self
-    }
-
-    /// Called before each retry wait.
-    pub fn on_retry(mut self, hook: impl Fn(&RetryNotice<'_>) + Send + Sync + 'static) -> Self {
-        self.on_retry = Some(Arc::new(hook));
-        self
-    }
-
-    /// Builds the client. Needs no runtime; the first request does.
-    pub fn build(self) -> Result<Client, Error> {
-        let tls = tls_config(&self.extra_roots)?;
-        let ws_tls = Arc::new(tls.clone());
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(self.timeouts.connect);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            // `Config` already refused http:// for anything but loopback (or an opt-in).
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(tcp);
-        let http = HyperClient::builder(TokioExecutor::new()).build(connector);
-        Ok(Client {
-            inner: Arc::new(Inner {
-                http,
-                config: self.config,
-                timeouts: self.timeouts,
-                tts_slots: self.tts_slots.unwrap_or_else(|| TtsLimiter::new(1)),
-                on_retry: self.on_retry,
-                ws_tls,
-            }),
-            retry: self.retry,
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match limit {
+                None => connecting.await,
+                Some(limit) => tokio::time::timeout(limit, connecting)
+                    .await
+                    .map_err(|_| ConnectTimedOut(limit))?,
+            }
         })
     }
 }
 
-impl fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("config", &self.config)
-            .field("extra_roots", &self.extra_roots.len())
-            .field("timeouts", &self.timeouts)
-            .field("retry", &self.retry)
-            .finish_non_exhaustive()
+/// Reads at most `max` bytes of a body, each wait within the idle limit.
+async fn read_body(mut body: Incoming, max: u64, limits: &AttemptLimits) -> Result<Bytes, Error> {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    let mut out = BytesMut::new();
+    while out.len() < max {
+        let frame = with_limit(limits.idle, TimeoutPhase::Idle, body.frame()).await?;
+        match frame {
+            None => break,
+            Some(Err(e)) => return Err(Error::transport(true, e)),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let room = max - out.len();
+                    out.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// The wait for a head is a silence too: the shorter of the response and idle limits
+/// bounds it, reported as that limit's phase.
+fn head_limit(limits: &AttemptLimits) -> (Option<Duration>, TimeoutPhase) {
+    match (limits.response_head, limits.idle) {
+        (Some(r), Some(i)) if i < r => (Some(i), TimeoutPhase::Idle),
+        (Some(r), _) => (Some(r), TimeoutPhase::ResponseHead),
+        (None, Some(i)) => (Some(i), TimeoutPhase::Idle),
+        (None, None) => (None, TimeoutPhase::ResponseHead),
     }
 }
 
-/// A rustls configuration with the ring provider, the Mozilla roots and `extra` roots.
-pub fn tls_config(extra: &[CertificateDer<'static>]) -> Result<rustls::ClientConfig, Error> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for cert in extra {
-        roots.add(cert.clone()).map_err(|e| {
-            Error::Config(format!("cannot trust the extra root certificate: {e}").into())
-        })?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| Error::Config(format!("TLS setup failed: {e}").into()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(config)
-}
-
-async fn with_limit<F: std::future::Future>(
+async fn with_limit<F: Future>(
     limit: Option<Duration>,
     phase: TimeoutPhase,
     future: F,
@@ -541,67 +543,35 @@ async fn with_limit<F: std::future::Future>(
     }
 }
 
-/// Sorts a hyper-util error into "never sent" (connect, DNS, TLS) and "maybe sent".
-fn classify(e: hyper_util::client::legacy::Error, connect_limit: Option<Duration>) -> Error {
-    if e.is_connect() {
-        // hyper-util reports its own connect timeout as io::ErrorKind::TimedOut.
-        let timed_out = source_chain(&e).any(|s| {
-            s.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        });
-        if let (true, Some(limit)) = (timed_out, connect_limit) {
-            return Error::Timeout {
-                phase: TimeoutPhase::Connect,
-                limit,
-            };
-        }
-        return Error::transport(false, e);
+/// Runs `attempt` within the call's total deadline.
+async fn within<T>(
+    deadline: Option<smallest_core::call::Deadline>,
+    attempt: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match deadline {
+        None => attempt.await,
+        Some(d) => tokio::time::timeout_at(d.at.into(), attempt)
+            .await
+            .map_err(|_| d.error())?,
     }
-    Error::transport(true, e)
 }
 
-fn source_chain<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
-    std::iter::successors(Some(e), |e| e.source())
-}
-
-/// 64 bits that differ on every call: the clock's nanoseconds mixed with a counter
-/// (for retry jitter and multipart boundaries; not for secrets).
-fn entropy() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mixed = smallest_core::retry::jitter_from_seed(nanos ^ n.rotate_left(32));
-    (mixed * (1u64 << 53) as f64) as u64 ^ nanos.rotate_left(17) ^ n
-}
-
-/// A jitter value in `[0, 1)` for the retry maths.
-fn jitter() -> f64 {
-    smallest_core::retry::jitter_from_seed(entropy())
-}
-
-/// The log target under which tungstenite dumps the raw WebSocket upgrade request,
-/// `Authorization` included, at TRACE. (hyper and rustls never log header values.)
-const RAW_DUMP_TARGET: &str = "tungstenite::handshake::client";
-
-/// Refuses to send a request that carries the key while the process logger would
-/// record tungstenite's TRACE dump of the raw upgrade request: that dump would put the
-/// API key into the log. Turning a silent leak into an error that names the fix is the
-/// only safe choice a library has; every other target may log at TRACE freely.
-pub(crate) fn refuse_if_trace_would_log_the_key(headers: &http::HeaderMap) -> Result<(), Error> {
-    if headers.contains_key(http::header::AUTHORIZATION)
-        && log::log_enabled!(target: RAW_DUMP_TARGET, log::Level::Trace)
-    {
-        return Err(Error::Config(
-            "refusing to send the API key: the logger records TRACE output of \
-             `tungstenite::handshake::client`, which dumps the raw upgrade request including \
-             the Authorization header; lower that target to DEBUG (e.g. \
-             RUST_LOG=trace,tungstenite=debug)"
-                .into(),
-        ));
+/// Sorts a hyper-util error into a connect timeout, "never sent" (connect, DNS, TLS)
+/// and "maybe sent"; an upload whose source failed reports that failure.
+fn classify(e: hyper_util::client::legacy::Error, failure: &stream::SourceFailure) -> Error {
+    if let Some(read) = failure.take() {
+        return read;
     }
-    Ok(())
+    let chain = || {
+        std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+            e.source()
+        })
+    };
+    if let Some(timeout) = chain().find_map(|s| s.downcast_ref::<ConnectTimedOut>()) {
+        return Error::Timeout {
+            phase: TimeoutPhase::Connect,
+            limit: timeout.0,
+        };
+    }
+    Error::transport(!e.is_connect(), e)
 }

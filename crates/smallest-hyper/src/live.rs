@@ -1,11 +1,11 @@
 //! Live WebSocket sessions: Lightning TTS over `WSS /waves/v1/tts/live` and Pulse STT
 //! over `WSS /waves/v1/stt/live`.
 //!
-//! This module only moves frames. Everything that is protocol (the upgrade request,
-//! the JSON messages, the attribution of audio to requests, close codes, the idle
-//! deadline, keepalive pings) lives in the sans-IO sessions of the core,
-//! [`smallest_core::tts_live`] and [`smallest_core::stt_live`]; every message goes
-//! through them.
+//! This module only moves frames. The protocol lives in the core's sans-IO sessions
+//! ([`smallest_core::tts_live`], [`smallest_core::stt_live`]) and everything a driving
+//! loop decides (the slot, the idle limit while an answer is due, the close handshake,
+//! decode errors, the end) in the core's [`LiveDriver`]; the tungstenite glue is
+//! `smallest-net`'s.
 //!
 //! The public documentation (example, concurrency design, how a connection ends,
 //! time limits) is on [`TtsLive`].
@@ -21,11 +21,12 @@ use bytes::Bytes;
 use futures_util::sink::Sink;
 use futures_util::stream::{SplitSink, SplitStream, StreamExt};
 use rustls_pki_types::ServerName;
+use smallest_core::live::{LiveDriver, LiveItem};
 use smallest_core::stt_live::SttLiveSession;
 use smallest_core::tts_live::TtsLiveSession;
 use smallest_core::ws::LiveSession;
-use smallest_core::ws::{CloseFrame, WsMessage, check_upgrade};
 use smallest_core::{Error, TimeoutPhase};
+use smallest_net::{ReadError, from_tungstenite, read_error, to_tungstenite, upgrade_error};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -33,21 +34,13 @@ use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
 
 pub use smallest_core::stt_live::{
     CloseOutcome, SttEncoding, SttLiveConfig, SttLiveEvent, SttLiveRoute, Transcript,
 };
 pub use smallest_core::tts_live::{CloseReason, TtsLiveConfig, TtsLiveEvent};
 
-use crate::{Client, TtsPermit, entropy, with_limit};
-
-/// What is decoded when an upgrade answer or a server frame is not what RFC 6455 says.
-const UPGRADE: &str = "WebSocket upgrade response";
-
-/// The longest the receiver waits to send its answer to the server's close frame.
-const CLOSE_REPLY_LIMIT: Duration = Duration::from_secs(2);
+use crate::{Client, with_limit};
 
 impl Client {
     /// Opens a live TTS connection (`WSS /waves/v1/tts/live`).
@@ -62,16 +55,17 @@ impl Client {
     /// bad key, 400 for a bad parameter …).
     pub async fn tts_live(&self, config: TtsLiveConfig) -> Result<TtsLive, Error> {
         config.validate()?;
-        let permit = self.inner.tts_slots.acquire().await;
-        let key = websocket_key();
+        let permit = self.options.tts_limiter().acquire().await;
+        let key = smallest_net::nonce16();
         let request = config.handshake(&self.inner.config, key)?;
         let socket = self.connect_websocket(request, key).await?;
         let session = TtsLiveSession::new(config, Instant::now())?;
-        let (conn, driver) = Conn::open(socket, session, Some(permit));
+        let driver = LiveDriver::new(session, Some(permit), &self.options);
+        let (conn, reader) = Conn::open(socket, driver);
         Ok(TtsLive {
             sender: TtsLiveSender { conn },
             receiver: TtsLiveReceiver {
-                inner: Receiver::new(driver),
+                inner: Receiver::new(reader),
             },
         })
     }
@@ -83,28 +77,33 @@ impl Client {
     /// refused locally). A refused upgrade is the server's error ([`Error::Api`]).
     pub async fn stt_live(&self, config: SttLiveConfig) -> Result<SttLive, Error> {
         config.validate()?;
-        let key = websocket_key();
+        let key = smallest_net::nonce16();
         let request = config.handshake(&self.inner.config, key)?;
         let socket = self.connect_websocket(request, key).await?;
         let session = SttLiveSession::new(&config, Instant::now())?;
-        let (conn, driver) = Conn::open(socket, session, None);
+        let driver = LiveDriver::new(session, None, &self.options);
+        let (conn, reader) = Conn::open(socket, driver);
         Ok(SttLive {
             sender: SttLiveSender { conn },
             receiver: SttLiveReceiver {
-                inner: Receiver::new(driver),
+                inner: Receiver::new(reader),
             },
         })
     }
 
-    /// TCP (and TLS for `wss`) within the connect limit, then the upgrade within the
-    /// response limit.
+    /// TCP, TLS for `wss` and the upgrade, all within the connect limit; the wait for
+    /// the upgrade's answer also within the response limit.
     async fn connect_websocket(
         &self,
         request: http::Request<()>,
         key: [u8; 16],
     ) -> Result<Ws, Error> {
-        crate::refuse_if_trace_would_log_the_key(request.headers())?;
-        let timeouts = self.inner.timeouts;
+        smallest_net::refuse_if_trace_would_log_the_key(
+            request.headers(),
+            &[smallest_net::TUNGSTENITE_DUMP],
+        )?;
+        let limits = self.options.time_limits();
+        let started = tokio::time::Instant::now();
         let uri = request.uri();
         let tls = uri.scheme_str() == Some("wss");
         let host = uri
@@ -132,42 +131,20 @@ impl Client {
                 .map_err(|e| Error::transport(false, e))?;
             Ok::<_, Error>(Socket::Tls(Box::new(stream)))
         };
-        let socket = with_limit(timeouts.connect, TimeoutPhase::Connect, connect).await??;
-        let upgrade = tokio_tungstenite::client_async(request, socket);
-        let (ws, _response) = with_limit(timeouts.response, TimeoutPhase::ResponseHead, upgrade)
+        let socket = with_limit(limits.connect, TimeoutPhase::Connect, connect).await??;
+        // What is left of the connect limit, or the response limit if that is shorter.
+        let left = limits.connect.map(|l| l.saturating_sub(started.elapsed()));
+        let (limit, phase) = match (left, limits.response_head) {
+            (Some(c), Some(r)) if r < c => (Some(r), TimeoutPhase::ResponseHead),
+            (Some(c), _) => (Some(c), TimeoutPhase::Connect),
+            (None, r) => (r, TimeoutPhase::ResponseHead),
+        };
+        let config = smallest_net::ws_config(self.options.live_write_buffer());
+        let upgrade = tokio_tungstenite::client_async_with_config(request, socket, Some(config));
+        let (ws, _response) = with_limit(limit, phase, upgrade)
             .await?
-            .map_err(|e| upgrade_error(e, key))?;
+            .map_err(|e| upgrade_error(e, key, limits.connect))?;
         Ok(ws)
-    }
-}
-
-/// 16 fresh bytes for `Sec-WebSocket-Key` (a nonce, not a secret).
-fn websocket_key() -> [u8; 16] {
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&entropy().to_le_bytes());
-    key[8..].copy_from_slice(&entropy().to_le_bytes());
-    key
-}
-
-/// A refused or broken upgrade as the SDK's error: a non-101 answer is parsed by the
-/// core like any HTTP error (401 → `is_auth`, 400 → the server's message …).
-fn upgrade_error(e: WsError, key: [u8; 16]) -> Error {
-    match e {
-        WsError::Http(response) => {
-            let body = response.body().as_deref().unwrap_or_default();
-            match check_upgrade(response.status(), response.headers(), body, key) {
-                Err(e) => e,
-                Ok(()) => Error::Decode {
-                    what: UPGRADE,
-                    message: "the server accepted the upgrade, but the handshake failed".into(),
-                },
-            }
-        }
-        WsError::Protocol(e) => Error::Decode {
-            what: UPGRADE,
-            message: e.to_string(),
-        },
-        other => Error::transport(true, other),
     }
 }
 
@@ -215,24 +192,6 @@ impl AsyncWrite for Socket {
             Socket::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Socket::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Socket::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Socket::Plain(s) => s.is_write_vectored(),
-            Socket::Tls(s) => s.is_write_vectored(),
-        }
-    }
 }
 
 type Ws = WebSocketStream<Socket>;
@@ -244,84 +203,37 @@ trait Session: LiveSession<Event: Send + 'static> + Send + 'static {}
 
 impl<S: LiveSession<Event: Send + 'static> + Send + 'static> Session for S {}
 
-/// A core frame as a tungstenite message.
-fn to_tungstenite(message: WsMessage) -> Message {
-    match message {
-        WsMessage::Text(text) => Message::Text(text.into()),
-        WsMessage::Binary(data) => Message::Binary(data),
-        WsMessage::Ping(data) => Message::Ping(data),
-        WsMessage::Pong(data) => Message::Pong(data),
-        WsMessage::Close(frame) => Message::Close(frame.map(|f| WsCloseFrame {
-            code: f.code.into(),
-            reason: f.reason.into(),
-        })),
-    }
-}
-
-/// A tungstenite message as a core frame (`None` for a raw frame, which reading never
-/// yields).
-fn from_tungstenite(message: Message) -> Option<WsMessage> {
-    Some(match message {
-        Message::Text(text) => WsMessage::Text(text.as_str().to_owned()),
-        Message::Binary(data) => WsMessage::Binary(data),
-        Message::Ping(data) => WsMessage::Ping(data),
-        Message::Pong(data) => WsMessage::Pong(data),
-        Message::Close(frame) => {
-            WsMessage::Close(frame.map(|f| CloseFrame::new(u16::from(f.code), f.reason.as_str())))
-        }
-        Message::Frame(_) => return None,
-    })
-}
-
-/// Whether a read error is the connection ending without a close frame (reported as
-/// the session's `Closed` event without a code, not as an error).
-fn is_dropped(e: &WsError) -> bool {
-    match e {
-        WsError::ConnectionClosed
-        | WsError::AlreadyClosed
-        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => true,
-        WsError::Io(io) => matches!(
-            io.kind(),
-            io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::UnexpectedEof
-                | io::ErrorKind::BrokenPipe
-        ),
-        _ => false,
-    }
-}
-
 /// What both halves share.
-struct Conn<S> {
-    session: Mutex<S>,
+struct Conn<S: Session> {
+    driver: Mutex<LiveDriver<S>>,
     write: tokio::sync::Mutex<WriteHalf>,
     /// Tells the receiver to recompute its deadline (a new keepalive interval).
     wake: tokio::sync::Notify,
-    /// The TTS slot, held until the session closes.
-    permit: Mutex<Option<TtsPermit>>,
 }
 
 impl<S: Session> Conn<S> {
-    fn open(ws: Ws, session: S, permit: Option<TtsPermit>) -> (Arc<Self>, Driver<S>) {
+    fn open(ws: Ws, driver: LiveDriver<S>) -> (Arc<Self>, Reader<S>) {
         let (write, read) = ws.split();
         let conn = Arc::new(Conn {
-            session: Mutex::new(session),
+            driver: Mutex::new(driver),
             write: tokio::sync::Mutex::new(write),
             wake: tokio::sync::Notify::new(),
-            permit: Mutex::new(permit),
         });
-        let driver = Driver {
+        let reader = Reader {
             conn: conn.clone(),
             read,
-            ping_due: false,
-            error: None,
         };
-        (conn, driver)
+        (conn, reader)
     }
 
-    /// Runs `f` on the session (never across an `.await`).
+    /// Runs `f` on the driver (never across an `.await`).
+    fn drive<R>(&self, f: impl FnOnce(&mut LiveDriver<S>) -> R) -> R {
+        f(&mut self.driver.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Runs `f` on the session.
     fn with<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
-        f(&mut self.session.lock().unwrap_or_else(PoisonError::into_inner))
+        self.drive(|d| f(d.session_mut()))
     }
 
     /// A sender verb: update the session, then write what it queued.
@@ -335,132 +247,111 @@ impl<S: Session> Conn<S> {
         Ok(out)
     }
 
-    /// Writes every frame the session has queued, in order, then flushes. A frame is
-    /// taken from the session only once the socket is ready for it, so cancelling
-    /// this future never loses one.
+    /// Writes every frame the driver has, in order, then flushes, within the write
+    /// limit. A frame is taken only once the socket is ready for it, so cancelling this
+    /// future never loses one.
     async fn write_queued(&self, write: &mut WriteHalf) -> Result<(), Error> {
-        let mut wrote = false;
-        loop {
-            poll_fn(|cx| Pin::new(&mut *write).poll_ready(cx))
-                .await
-                .map_err(send_error)?;
-            let Some(frame) = self.with(S::poll_outgoing) else {
-                break;
-            };
-            Pin::new(&mut *write)
-                .start_send(to_tungstenite(frame))
-                .map_err(send_error)?;
-            wrote = true;
-        }
-        if wrote {
-            poll_fn(|cx| Pin::new(&mut *write).poll_flush(cx))
-                .await
-                .map_err(send_error)?;
-        }
-        Ok(())
+        let limit = self.drive(|d| d.write_limit());
+        let writing = async {
+            let mut wrote = false;
+            loop {
+                poll_fn(|cx| Pin::new(&mut *write).poll_ready(cx)).await?;
+                let Some(frame) = self.drive(|d| d.poll_transmit(Instant::now())) else {
+                    break;
+                };
+                Pin::new(&mut *write).start_send(to_tungstenite(frame))?;
+                wrote = true;
+            }
+            if wrote {
+                poll_fn(|cx| Pin::new(&mut *write).poll_flush(cx)).await?;
+            }
+            Ok::<_, WsError>(())
+        };
+        with_limit(Some(limit), TimeoutPhase::Idle, writing)
+            .await?
+            .map_err(|e| smallest_net::write_error(e, limit))
     }
 
-    fn release_permit(&self) {
-        self.permit
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+    /// Flushes what tungstenite queued itself (pongs, the answer to a close) within
+    /// `limit`: a server that never reads fails the session instead of growing it.
+    async fn flush(&self, limit: Duration) -> Result<(), Error> {
+        let flushing = async {
+            let mut write = self.write.lock().await;
+            poll_fn(|cx| Pin::new(&mut *write).poll_flush(cx)).await
+        };
+        with_limit(Some(limit), TimeoutPhase::Idle, flushing)
+            .await?
+            .map_err(|e| smallest_net::write_error(e, limit))
     }
 }
 
-fn send_error(e: WsError) -> Error {
-    Error::transport(true, e)
-}
-
-/// The receiving side: reads, feeds the session, runs its timers.
-struct Driver<S> {
+/// The receiving side: reads and feeds the driver, sleeps until its timeout.
+struct Reader<S: Session> {
     conn: Arc<Conn<S>>,
     read: SplitStream<Ws>,
-    /// The session may have queued a keepalive ping.
-    ping_due: bool,
-    /// An error to hand out before the next event.
-    error: Option<Error>,
 }
 
-impl<S: Session> Driver<S> {
+impl<S: Session> Reader<S> {
     async fn next(&mut self) -> Option<Result<S::Event, Error>> {
+        let conn = self.conn.clone();
         loop {
-            if let Some(error) = self.error.take() {
-                return Some(Err(error));
+            let (item, outgoing) = conn.drive(|d| (d.poll_item(), d.has_outgoing()));
+            match item {
+                Some(LiveItem::Event(event)) => return Some(Ok(event)),
+                Some(LiveItem::Error(error)) => return Some(Err(error)),
+                Some(LiveItem::End) => return None,
+                None => {}
             }
-            let (event, closed, deadline) = self
-                .conn
-                .with(|s| (s.poll_event(), s.is_closed(), s.poll_timeout()));
-            if let Some(event) = event {
-                return Some(Ok(event));
+            if outgoing {
+                // Keepalive pings the session queued on a timeout.
+                let mut write = conn.write.lock().await;
+                if let Err(e) = conn.write_queued(&mut write).await {
+                    conn.drive(|d| d.handle_failure(e, Instant::now()));
+                }
+                continue;
             }
-            if closed {
-                self.conn.release_permit();
-                return None;
-            }
-            let conn = self.conn.clone();
+            let deadline = conn.drive(|d| d.poll_timeout(Instant::now()));
             tokio::select! {
                 biased;
-                write = conn.write.lock(), if self.ping_due => {
-                    self.ping_due = false;
-                    let mut write = write;
-                    if let Err(e) = conn.write_queued(&mut write).await {
-                        self.fail(e);
-                    }
-                }
                 message = self.read.next() => self.on_read(message).await,
-                () = sleep_until(deadline) => {
-                    conn.with(|s| s.handle_timeout(Instant::now()));
-                    self.ping_due = true;
-                }
+                () = sleep_until(deadline) => conn.drive(|d| d.handle_timeout(Instant::now())),
                 () = conn.wake.notified() => {}
             }
         }
     }
 
     async fn on_read(&mut self, message: Option<Result<Message, WsError>>) {
+        let now = Instant::now();
         match message {
             Some(Ok(message)) => {
                 let Some(message) = from_tungstenite(message) else {
                     return;
                 };
-                let close = matches!(message, WsMessage::Close(_));
-                if let Err(e) = self
-                    .conn
-                    .with(|s| s.handle_message(message, Instant::now()))
+                let close = matches!(message, smallest_core::ws::WsMessage::Close(_));
+                self.conn.drive(|d| d.handle_frame(message, now));
+                let limit = self.conn.drive(|d| {
+                    if close {
+                        d.close_timeout()
+                    } else {
+                        d.write_limit()
+                    }
+                });
+                // Send what tungstenite answered (a pong, the close reply). A stalled
+                // reply to a close only ends the wait; any other stall fails the session.
+                if let Err(e) = self.conn.flush(limit).await
+                    && !close
                 {
-                    self.error = Some(e);
-                }
-                if close {
-                    // tungstenite queued the answer to the server's close: send it.
-                    let conn = self.conn.clone();
-                    let reply = async {
-                        let mut write = conn.write.lock().await;
-                        poll_fn(|cx| Pin::new(&mut *write).poll_flush(cx)).await
-                    };
-                    let _ = tokio::time::timeout(CLOSE_REPLY_LIMIT, reply).await;
+                    self.conn.drive(|d| d.handle_failure(e, Instant::now()));
                 }
             }
-            None => self.dropped(),
-            Some(Err(e)) if is_dropped(&e) => self.dropped(),
-            Some(Err(e)) => self.fail(Error::transport(true, e)),
+            None => self.conn.drive(|d| d.handle_dropped(now)),
+            Some(Err(e)) => match read_error(e) {
+                ReadError::Dropped | ReadError::WouldBlock => {
+                    self.conn.drive(|d| d.handle_dropped(now));
+                }
+                ReadError::Failed(e) => self.conn.drive(|d| d.handle_failure(e, now)),
+            },
         }
-    }
-
-    /// The connection ended without a close frame: the session's `Closed` event.
-    fn dropped(&mut self) {
-        let closed = self
-            .conn
-            .with(|s| s.handle_message(WsMessage::Close(None), Instant::now()));
-        if let Err(e) = closed {
-            self.error.get_or_insert(e);
-        }
-    }
-
-    /// The connection failed: the error, then the session's `Closed` event.
-    fn fail(&mut self, error: Error) {
-        self.error = Some(error);
-        self.dropped();
     }
 }
 
@@ -472,39 +363,39 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-type Next<S> = (Driver<S>, Option<Result<<S as LiveSession>::Event, Error>>);
+type Next<S> = (Reader<S>, Option<Result<<S as LiveSession>::Event, Error>>);
 
-/// A receiver as a `Stream`: the driver's `next` runs as one stored future, so a
+/// A receiver as a `Stream`: the reader's `next` runs as one stored future, so a
 /// cancelled `recv` resumes where it stopped instead of losing a frame.
 struct Receiver<S: Session> {
-    driver: Option<Driver<S>>,
+    reader: Option<Reader<S>>,
     pending: Option<Pin<Box<dyn Future<Output = Next<S>> + Send>>>,
 }
 
 impl<S: Session> Receiver<S> {
-    fn new(driver: Driver<S>) -> Self {
+    fn new(reader: Reader<S>) -> Self {
         Receiver {
-            driver: Some(driver),
+            reader: Some(reader),
             pending: None,
         }
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<S::Event, Error>>> {
         if self.pending.is_none() {
-            let Some(mut driver) = self.driver.take() else {
+            let Some(mut reader) = self.reader.take() else {
                 return Poll::Ready(None);
             };
             self.pending = Some(Box::pin(async move {
-                let item = driver.next().await;
-                (driver, item)
+                let item = reader.next().await;
+                (reader, item)
             }));
         }
         let Some(pending) = self.pending.as_mut() else {
             return Poll::Ready(None);
         };
-        let (driver, item) = std::task::ready!(pending.as_mut().poll(cx));
+        let (reader, item) = std::task::ready!(pending.as_mut().poll(cx));
         self.pending = None;
-        self.driver = Some(driver);
+        self.reader = Some(reader);
         Poll::Ready(item)
     }
 }
@@ -882,53 +773,13 @@ impl std::fmt::Debug for SttLiveSender {
 mod tests {
     use super::*;
 
-    #[test]
-    fn frames_translate_both_ways() {
-        let frames = [
-            WsMessage::Text("{\"a\":1}".into()),
-            WsMessage::Binary(Bytes::from_static(&[1, 2, 3])),
-            WsMessage::Ping(Bytes::from_static(b"p")),
-            WsMessage::Pong(Bytes::new()),
-            WsMessage::Close(None),
-            WsMessage::Close(Some(CloseFrame::new(1008, "too many sessions"))),
-        ];
-        for frame in frames {
-            assert_eq!(from_tungstenite(to_tungstenite(frame.clone())), Some(frame));
-        }
-    }
+    fn assert_send<T: Send>() {}
 
     #[test]
-    fn a_connection_ending_without_close_is_not_an_error() {
-        assert!(is_dropped(&WsError::ConnectionClosed));
-        assert!(is_dropped(&WsError::Protocol(
-            ProtocolError::ResetWithoutClosingHandshake
-        )));
-        assert!(is_dropped(&WsError::Io(
-            io::ErrorKind::UnexpectedEof.into()
-        )));
-        assert!(!is_dropped(&WsError::Protocol(
-            ProtocolError::ReceivedAfterClosing
-        )));
-    }
-
-    #[test]
-    fn a_refused_upgrade_is_the_servers_error() {
-        let key = [7u8; 16];
-        let response = http::Response::builder()
-            .status(401)
-            .body(Some(br#"{"message":"Invalid API key"}"#.to_vec()))
-            .unwrap();
-        let e = upgrade_error(WsError::Http(Box::new(response)), key);
-        assert!(e.is_auth(), "{e:?}");
-        let e = upgrade_error(
-            WsError::Protocol(ProtocolError::SecWebSocketAcceptKeyMismatch),
-            key,
-        );
-        assert!(matches!(e, Error::Decode { .. }), "{e:?}");
-    }
-
-    #[test]
-    fn keys_differ() {
-        assert_ne!(websocket_key(), websocket_key());
+    fn halves_move_between_tasks() {
+        assert_send::<TtsLiveSender>();
+        assert_send::<TtsLiveReceiver>();
+        assert_send::<SttLiveSender>();
+        assert_send::<SttLiveReceiver>();
     }
 }

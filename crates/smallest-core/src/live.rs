@@ -1,0 +1,256 @@
+//! The live-session driver: everything a transport's WebSocket loop decides, decided
+//! once. It wraps a [`LiveSession`] (TTS or STT) and owns what is not the protocol's
+//! but every transport needs:
+//!
+//! - the TTS slot of a live TTS connection, returned when the connection ends;
+//! - the idle limit, which applies only while the server owes an answer
+//!   ([`LiveSession::awaiting_answer`]): a live connection is quiet by design otherwise;
+//! - the close handshake: after the client's close frame went out, the server has
+//!   [`close_timeout`](crate::options::ClientOptions::close_timeout) to answer, after
+//!   which the connection counts as closed;
+//! - the policy after a frame the session cannot decode: the error is handed out once,
+//!   in order, and the session goes on;
+//! - the end: a failure is handed out, then the session's `Closed` event, then the end.
+//!
+//! The loop of a transport, on each wake-up (a frame, a timer, a sender's call):
+//!
+//! ```text
+//! loop {
+//!     while let Some(frame) = driver.poll_transmit(now) { write(frame) }   // then flush
+//!     match driver.poll_item() {
+//!         Some(LiveItem::Event(e)) => return Some(Ok(e)),
+//!         Some(LiveItem::Error(e)) => return Some(Err(e)),
+//!         Some(LiveItem::End) => return None,
+//!         None => {}
+//!     }
+//!     wait for (a frame | driver.poll_timeout(now) | a sender's wake-up):
+//!         frame            => driver.handle_frame(frame, now)
+//!         EOF / reset      => driver.handle_dropped(now)
+//!         other failure    => driver.handle_failure(error, now)
+//!         the timeout      => driver.handle_timeout(now)
+//!     a write that stalls past driver.write_limit() => driver.handle_failure(Timeout Idle)
+//! }
+//! ```
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, TimeoutPhase};
+use crate::limiter::TtsPermit;
+use crate::options::ClientOptions;
+use crate::ws::{LiveSession, WsMessage};
+
+/// The longest a write of a live connection may stall when no idle limit is set: a
+/// server that stops reading must not hang a session or grow its memory.
+pub const DEFAULT_WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// What [`LiveDriver::poll_item`] hands the receiver.
+#[derive(Debug)]
+pub enum LiveItem<E> {
+    /// An event of the session.
+    Event(E),
+    /// A failure (or a frame that could not be decoded); more may follow.
+    Error(Error),
+    /// The connection is over; nothing follows.
+    End,
+}
+
+/// A live session with its slot, limits and close handshake. See the [module docs](self).
+pub struct LiveDriver<S: LiveSession> {
+    session: S,
+    slot: Option<TtsPermit>,
+    idle: Option<Duration>,
+    close_timeout: Duration,
+    /// When the current wait for the server began, while it owes an answer.
+    waiting_since: Option<Instant>,
+    /// When the client's close frame was handed to the transport.
+    close_sent: Option<Instant>,
+    errors: std::collections::VecDeque<Error>,
+    /// A frame taken from the session by [`has_outgoing`](Self::has_outgoing).
+    pending: Option<WsMessage>,
+    ended: bool,
+}
+
+impl<S: LiveSession> LiveDriver<S> {
+    /// Drives `session`, holding `slot` (a live TTS connection's) until it ends.
+    pub fn new(session: S, slot: Option<TtsPermit>, options: &ClientOptions) -> Self {
+        LiveDriver {
+            session,
+            slot,
+            idle: options.time_limits().idle,
+            close_timeout: options.close_timeout(),
+            waiting_since: None,
+            close_sent: None,
+            errors: std::collections::VecDeque::new(),
+            pending: None,
+            ended: false,
+        }
+    }
+
+    /// The session.
+    pub fn session(&self) -> &S {
+        &self.session
+    }
+
+    /// The session, for its sender verbs (`speak`, `send_audio` …); then write what
+    /// [`poll_transmit`](Self::poll_transmit) gives.
+    pub fn session_mut(&mut self) -> &mut S {
+        &mut self.session
+    }
+
+    /// The longest a write may stall: the idle limit, or [`DEFAULT_WRITE_STALL`].
+    pub fn write_limit(&self) -> Duration {
+        self.idle.unwrap_or(DEFAULT_WRITE_STALL)
+    }
+
+    /// How long to wait for the server's answer to its close frame, or to flush the
+    /// answer to the server's.
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    /// Whether the session has frames to send.
+    pub fn has_outgoing(&mut self) -> bool {
+        if self.pending.is_some() {
+            return true;
+        }
+        match self.session.poll_outgoing() {
+            None => false,
+            Some(frame) => {
+                // Put it back in front: the session has no peek, so hold it here.
+                self.pending = Some(frame);
+                true
+            }
+        }
+    }
+
+    /// The next frame to write, in the session's order. A client close starts the
+    /// close-handshake limit.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<WsMessage> {
+        let frame = self
+            .pending
+            .take()
+            .or_else(|| self.session.poll_outgoing())?;
+        if matches!(frame, WsMessage::Close(_)) && self.close_sent.is_none() {
+            self.close_sent = Some(now);
+        }
+        Some(frame)
+    }
+
+    /// The next thing for the receiver, or `None` when it must wait for the connection.
+    pub fn poll_item(&mut self) -> Option<LiveItem<S::Event>> {
+        if self.ended {
+            return Some(LiveItem::End);
+        }
+        if let Some(e) = self.errors.pop_front() {
+            return Some(LiveItem::Error(e));
+        }
+        if let Some(event) = self.session.poll_event() {
+            return Some(LiveItem::Event(event));
+        }
+        if self.session.is_closed() {
+            self.ended = true;
+            self.slot = None;
+            return Some(LiveItem::End);
+        }
+        None
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next, if ever.
+    pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        if self.session.awaiting_answer() && self.idle.is_some() {
+            self.waiting_since.get_or_insert(now);
+        } else {
+            self.waiting_since = None;
+        }
+        let idle = self
+            .waiting_since
+            .zip(self.idle)
+            .and_then(|(since, idle)| since.checked_add(idle));
+        let close = self
+            .close_sent
+            .and_then(|sent| sent.checked_add(self.close_timeout));
+        [self.session.poll_timeout(), idle, close]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Advances the timers: the session's (keepalive pings, its idle deadline), the idle
+    /// limit, the close handshake.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.session.handle_timeout(now);
+        if let (Some(since), Some(limit)) = (self.waiting_since, self.idle)
+            && since.checked_add(limit).is_some_and(|at| now >= at)
+        {
+            self.waiting_since = None;
+            self.handle_failure(
+                Error::Timeout {
+                    phase: TimeoutPhase::Idle,
+                    limit,
+                },
+                now,
+            );
+            return;
+        }
+        if let Some(sent) = self.close_sent
+            && sent
+                .checked_add(self.close_timeout)
+                .is_some_and(|at| now >= at)
+        {
+            // The server never answered the close: the connection is over all the same.
+            self.close_sent = None;
+            self.handle_dropped(now);
+        }
+    }
+
+    /// A frame arrived. A frame the session cannot decode is handed out as an error,
+    /// and the session goes on.
+    pub fn handle_frame(&mut self, frame: WsMessage, now: Instant) {
+        self.waiting_since = None;
+        if let Err(e) = self.session.handle_message(frame, now) {
+            self.errors.push_back(e);
+        }
+    }
+
+    /// The connection ended without a close frame (EOF, reset): the session's `Closed`
+    /// event without a code, not an error.
+    pub fn handle_dropped(&mut self, now: Instant) {
+        if self.session.is_closed() {
+            return;
+        }
+        if let Err(e) = self.session.handle_message(WsMessage::Close(None), now) {
+            self.errors.push_back(e);
+        }
+    }
+
+    /// The connection failed (or a limit ran out): the error, then the `Closed` event.
+    pub fn handle_failure(&mut self, error: Error, now: Instant) {
+        if self.session.is_closed() && self.ended {
+            return;
+        }
+        self.errors.push_back(error);
+        self.handle_dropped(now);
+    }
+
+    /// Whether the connection is over for the transport (drop the socket).
+    pub fn is_closed(&self) -> bool {
+        self.session.is_closed()
+    }
+
+    /// Whether the driver still holds a TTS slot.
+    pub fn holds_slot(&self) -> bool {
+        self.slot.is_some()
+    }
+}
+
+impl<S: LiveSession> fmt::Debug for LiveDriver<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveDriver")
+            .field("closed", &self.session.is_closed())
+            .field("awaiting_answer", &self.session.awaiting_answer())
+            .field("holds_slot", &self.slot.is_some())
+            .field("errors", &self.errors.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,328 @@
+//! # smallest-net
+//!
+//! The I/O glue every smallest-rs transport shares, written once: the rustls client
+//! configuration (ring, the Mozilla roots plus the client's extra roots), the
+//! translation between tungstenite's messages and the core's [`WsMessage`], what a
+//! tungstenite error means for a live session, the bounded WebSocket configuration,
+//! random nonces from the operating system, and the guard that refuses to send the API
+//! key while a dependency would dump it at TRACE.
+//!
+//! It depends on no async runtime: `smallest-blocking` (sync tungstenite) and
+//! `smallest-hyper` (tokio-tungstenite, the same tungstenite engine) both use it. It
+//! decides nothing about the protocol; that is `smallest-core`'s.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use rustls_pki_types::CertificateDer;
+use smallest_core::ws::{CloseFrame, WsMessage, check_upgrade};
+use smallest_core::{Error, TimeoutPhase};
+use tungstenite::Message;
+use tungstenite::error::{Error as WsError, ProtocolError};
+use tungstenite::protocol::CloseFrame as WsCloseFrame;
+use tungstenite::protocol::WebSocketConfig;
+
+pub use tungstenite;
+
+/// What is decoded when an upgrade answer is not what RFC 6455 says.
+const UPGRADE: &str = "WebSocket upgrade response";
+
+/// The rustls client configuration of every transport: the ring provider, safe
+/// protocol versions, the Mozilla (webpki) roots and `extra` DER roots. No ALPN: an
+/// HTTP client adds its own, a WebSocket upgrade is HTTP/1.1.
+pub fn tls_config(extra: &[Vec<u8>]) -> Result<rustls::ClientConfig, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for (i, der) in extra.iter().enumerate() {
+        roots
+            .add(CertificateDer::from(der.as_slice()).into_owned())
+            .map_err(|e| {
+                Error::Config(
+                    format!(
+                        "extra root certificate #{} is not a usable DER certificate: {e}",
+                        i + 1
+                    )
+                    .into(),
+                )
+            })?;
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS setup failed: {e}").into()))
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// The WebSocket configuration of a live connection: the write buffer bounded at
+/// `max_write_buffer` bytes, so a server that floods pings and never reads cannot grow
+/// the client's memory (tungstenite's default is unbounded).
+pub fn ws_config(max_write_buffer: usize) -> WebSocketConfig {
+    // tungstenite requires the maximum to be larger than the batching size.
+    let batch = (max_write_buffer / 8).min(128 << 10);
+    WebSocketConfig::default()
+        .write_buffer_size(batch)
+        .max_write_buffer_size(max_write_buffer.max(batch + 1))
+}
+
+/// A core frame as a tungstenite message.
+pub fn to_tungstenite(message: WsMessage) -> Message {
+    match message {
+        WsMessage::Text(text) => Message::Text(text.into()),
+        WsMessage::Binary(data) => Message::Binary(data),
+        WsMessage::Ping(data) => Message::Ping(data),
+        WsMessage::Pong(data) => Message::Pong(data),
+        WsMessage::Close(frame) => Message::Close(frame.map(|f| WsCloseFrame {
+            code: f.code.into(),
+            reason: f.reason.into(),
+        })),
+    }
+}
+
+/// A tungstenite message as a core frame (`None` for a raw frame, which reading never
+/// yields).
+pub fn from_tungstenite(message: Message) -> Option<WsMessage> {
+    Some(match message {
+        Message::Text(text) => WsMessage::Text(text.as_str().to_owned()),
+        Message::Binary(data) => WsMessage::Binary(data),
+        Message::Ping(data) => WsMessage::Ping(data),
+        Message::Pong(data) => WsMessage::Pong(data),
+        Message::Close(frame) => {
+            WsMessage::Close(frame.map(|f| CloseFrame::new(u16::from(f.code), f.reason.as_str())))
+        }
+        Message::Frame(_) => return None,
+    })
+}
+
+/// What a tungstenite read error means for a live session.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The connection ended without a close frame (EOF, reset): the session's `Closed`
+    /// event without a code, not an error.
+    Dropped,
+    /// Nothing arrived within the socket's read timeout: not a failure.
+    WouldBlock,
+    /// The connection failed.
+    Failed(Error),
+}
+
+/// Sorts a tungstenite read error.
+pub fn read_error(e: WsError) -> ReadError {
+    match e {
+        WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => ReadError::Dropped,
+        WsError::Io(io) if is_would_block(&io) => ReadError::WouldBlock,
+        WsError::Io(io)
+            if matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            ReadError::Dropped
+        }
+        other => ReadError::Failed(Error::transport(true, other)),
+    }
+}
+
+/// A write (or flush) failure: a stalled write past `idle` is the idle limit; a full
+/// write buffer means the server stopped reading.
+pub fn write_error(e: WsError, idle: std::time::Duration) -> Error {
+    match e {
+        WsError::Io(io) if is_would_block(&io) => Error::Timeout {
+            phase: TimeoutPhase::Idle,
+            limit: idle,
+        },
+        WsError::WriteBufferFull(_) => Error::Timeout {
+            phase: TimeoutPhase::Idle,
+            limit: idle,
+        },
+        other => Error::transport(true, other),
+    }
+}
+
+/// A socket time limit ran out (`WouldBlock` on Unix, `TimedOut` on Windows).
+pub fn is_would_block(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// A refused or broken upgrade as the SDK's error: a non-101 answer is parsed by the
+/// core like any HTTP error (401 → `is_auth`, 400 → the server's message …). `Err(io)`
+/// with a timeout is the connect limit (which covers the whole upgrade).
+pub fn upgrade_error(e: WsError, key: [u8; 16], connect: Option<std::time::Duration>) -> Error {
+    match e {
+        WsError::Http(response) => {
+            let body = response.body().as_deref().unwrap_or_default();
+            match check_upgrade(response.status(), response.headers(), body, key) {
+                Err(e) => e,
+                Ok(()) => Error::Decode {
+                    what: UPGRADE,
+                    message: "the server accepted the upgrade, but the handshake failed".into(),
+                },
+            }
+        }
+        WsError::Protocol(e) => Error::Decode {
+            what: UPGRADE,
+            message: e.to_string(),
+        },
+        WsError::Io(io) if is_would_block(&io) => match connect {
+            Some(limit) => Error::Timeout {
+                phase: TimeoutPhase::Connect,
+                limit,
+            },
+            None => Error::transport(true, io),
+        },
+        other => Error::transport(true, other),
+    }
+}
+
+/// 64 random bits from the operating system (for retry jitter seeds and multipart
+/// boundaries; nonces, not secrets). If the OS source fails, the clock's nanoseconds
+/// mixed with a counter stand in: jitter never needs to be unguessable.
+pub fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_ok() {
+        return u64::from_le_bytes(bytes);
+    }
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos
+        ^ COUNTER
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .rotate_left(29)
+}
+
+/// 16 fresh bytes for `Sec-WebSocket-Key` or a multipart boundary.
+pub fn nonce16() -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&seed().to_le_bytes());
+    key[8..].copy_from_slice(&seed().to_le_bytes());
+    key
+}
+
+/// The log target under which ureq-proto hex-dumps every request head it writes.
+pub const UREQ_PROTO_DUMP: &str = "ureq_proto::util";
+
+/// The log target under which tungstenite dumps the raw WebSocket upgrade request.
+pub const TUNGSTENITE_DUMP: &str = "tungstenite::handshake::client";
+
+/// Refuses to send a request that carries the key while the process logger would
+/// record one of `targets`' TRACE dumps of the raw request: that dump would put the API
+/// key into the log. A library cannot filter a dependency's log, so turning a silent
+/// leak into an error that names the fix is the only safe choice; every other target
+/// may log at TRACE freely. (hyper, h2 and rustls never log header values.)
+pub fn refuse_if_trace_would_log_the_key(
+    headers: &http::HeaderMap,
+    targets: &[&str],
+) -> Result<(), Error> {
+    if !headers.contains_key(http::header::AUTHORIZATION) {
+        return Ok(());
+    }
+    for &target in targets {
+        if log::log_enabled!(target: target, log::Level::Trace) {
+            return Err(Error::Config(
+                format!(
+                    "refusing to send the API key: the logger records TRACE output of `{target}`, \
+                     which dumps raw request bytes including the Authorization header; lower \
+                     that target to DEBUG (e.g. RUST_LOG=trace,ureq_proto=debug,tungstenite=debug)"
+                )
+                .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn frames_translate_both_ways() {
+        let frames = [
+            WsMessage::Text("{\"a\":1}".into()),
+            WsMessage::Binary(Bytes::from_static(&[1, 2, 3])),
+            WsMessage::Ping(Bytes::from_static(b"p")),
+            WsMessage::Pong(Bytes::new()),
+            WsMessage::Close(None),
+            WsMessage::Close(Some(CloseFrame::new(1008, "too many sessions"))),
+        ];
+        for frame in frames {
+            assert_eq!(from_tungstenite(to_tungstenite(frame.clone())), Some(frame));
+        }
+    }
+
+    #[test]
+    fn a_connection_ending_without_close_is_not_an_error() {
+        assert!(matches!(
+            read_error(WsError::ConnectionClosed),
+            ReadError::Dropped
+        ));
+        assert!(matches!(
+            read_error(WsError::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+            )),
+            ReadError::Dropped
+        ));
+        assert!(matches!(
+            read_error(WsError::Io(io::ErrorKind::UnexpectedEof.into())),
+            ReadError::Dropped
+        ));
+        assert!(matches!(
+            read_error(WsError::Io(io::ErrorKind::WouldBlock.into())),
+            ReadError::WouldBlock
+        ));
+        assert!(matches!(
+            read_error(WsError::Protocol(ProtocolError::ReceivedAfterClosing)),
+            ReadError::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn a_refused_upgrade_is_the_servers_error() {
+        let key = [7u8; 16];
+        let response = http::Response::builder()
+            .status(401)
+            .body(Some(br#"{"message":"Invalid API key"}"#.to_vec()))
+            .unwrap();
+        let e = upgrade_error(WsError::Http(Box::new(response)), key, None);
+        assert!(e.is_auth(), "{e:?}");
+        let e = upgrade_error(
+            WsError::Protocol(ProtocolError::SecWebSocketAcceptKeyMismatch),
+            key,
+            None,
+        );
+        assert!(matches!(e, Error::Decode { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn nonces_differ_and_roots_are_checked() {
+        assert_ne!(nonce16(), nonce16());
+        assert_ne!(seed(), seed());
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        assert!(tls_config(&[cert.cert.der().to_vec()]).is_ok());
+        let err = tls_config(&[vec![0x30, 0x03, 0x01, 0x02]]).unwrap_err();
+        assert!(err.to_string().contains("#1"), "{err}");
+    }
+
+    #[test]
+    fn the_write_buffer_is_bounded() {
+        let config = ws_config(1 << 20);
+        assert_eq!(config.max_write_buffer_size, 1 << 20);
+        assert!(config.write_buffer_size < config.max_write_buffer_size);
+    }
+}
