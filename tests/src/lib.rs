@@ -6,10 +6,15 @@
 //! client runs on its own tokio runtime and is driven with `block_on`, so one scenario
 //! body serves both. Nothing here mocks a transport: each call goes through the real
 //! client, a real socket and the real emulator.
+//!
+//! [`hostile`] has the opposite of the emulator: raw-socket servers that misbehave on
+//! purpose (silence, stalls, floods), for the conformance suite (`tests/conformance.rs`).
 
+pub mod hostile;
 pub mod live;
 
 use std::fmt;
+use std::time::Duration;
 
 use bytes::Bytes;
 use smallest_core::retry::RetryPolicy;
@@ -249,23 +254,103 @@ pub fn config_for(emulator: &RunningEmulator, key: &str) -> Config {
 /// Both clients for `emulator`, authenticated with `key`, trusting its CA when it has
 /// one, with retries off so that scenarios see each answer as the server gave it.
 pub fn clients(emulator: &RunningEmulator, key: &str) -> Vec<Box<dyn Api>> {
-    let ca = emulator.ca_certificate_der();
-    let mut hyper = smallest_hyper::Client::builder(config_for(emulator, key))
-        .retry_policy(RetryPolicy::none());
-    let mut blocking = smallest_blocking::Client::builder(config_for(emulator, key))
-        .retry_policy(RetryPolicy::none());
+    clients_with(
+        config_for(emulator, key),
+        emulator.ca_certificate_der(),
+        Limits::default(),
+    )
+}
+
+/// The time limits a scenario sets on a client; `None` keeps the client's default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Limits {
+    /// `connect_timeout`.
+    pub connect: Option<Duration>,
+    /// `response_timeout`.
+    pub response: Option<Duration>,
+    /// `idle_timeout`.
+    pub idle: Option<Duration>,
+    /// `total_timeout`.
+    pub total: Option<Duration>,
+}
+
+impl Limits {
+    /// Sets these limits on a hyper client builder.
+    pub fn on_hyper(&self, mut b: smallest_hyper::ClientBuilder) -> smallest_hyper::ClientBuilder {
+        if let Some(d) = self.connect {
+            b = b.connect_timeout(d);
+        }
+        if let Some(d) = self.response {
+            b = b.response_timeout(d);
+        }
+        if let Some(d) = self.idle {
+            b = b.idle_timeout(d);
+        }
+        if let Some(d) = self.total {
+            b = b.total_timeout(d);
+        }
+        b
+    }
+
+    /// Sets these limits on a blocking client builder.
+    pub fn on_blocking(
+        &self,
+        mut b: smallest_blocking::ClientBuilder,
+    ) -> smallest_blocking::ClientBuilder {
+        if let Some(d) = self.connect {
+            b = b.connect_timeout(d);
+        }
+        if let Some(d) = self.response {
+            b = b.response_timeout(d);
+        }
+        if let Some(d) = self.idle {
+            b = b.idle_timeout(d);
+        }
+        if let Some(d) = self.total {
+            b = b.total_timeout(d);
+        }
+        b
+    }
+}
+
+/// The builders of both clients for `config`, with retries off, trusting `ca` when
+/// given, with `limits` set: `(hyper, blocking)`.
+pub fn builders(
+    config: Config,
+    ca: Option<Vec<u8>>,
+    limits: Limits,
+) -> (
+    smallest_hyper::ClientBuilder,
+    smallest_blocking::ClientBuilder,
+) {
+    let mut hyper = limits.on_hyper(
+        smallest_hyper::Client::builder(config.clone()).retry_policy(RetryPolicy::none()),
+    );
+    let mut blocking = limits
+        .on_blocking(smallest_blocking::Client::builder(config).retry_policy(RetryPolicy::none()));
     if let Some(der) = ca {
         hyper = hyper.add_root_certificate_der(der.clone());
         blocking = blocking.add_root_certificate_der(der);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    (hyper, blocking)
+}
+
+/// The tokio runtime a hyper client of the harness runs on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("tokio runtime");
+        .expect("tokio runtime")
+}
+
+/// Both clients for `config` (hyper first), with retries off, trusting `ca` when given,
+/// with `limits` set.
+pub fn clients_with(config: Config, ca: Option<Vec<u8>>, limits: Limits) -> Vec<Box<dyn Api>> {
+    let (hyper, blocking) = builders(config, ca, limits);
     vec![
         Box::new(HyperApi {
-            runtime,
+            runtime: runtime(),
             client: hyper.build().expect("hyper client"),
         }),
         Box::new(BlockingApi {

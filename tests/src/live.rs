@@ -11,14 +11,13 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use smallest_core::TtsRequest;
-use smallest_core::retry::RetryPolicy;
 use smallest_core::{
     Audio, Config, Error, SttLiveConfig, SttLiveEvent, TtsLiveConfig, TtsLiveEvent,
 };
 use smallest_emulator::{EmulatorBuilder, RunningEmulator};
 use tokio::runtime::{Handle, Runtime};
 
-use crate::{KEY, config_for};
+use crate::{KEY, Limits, builders, config_for};
 
 /// The writing half of a live TTS connection.
 pub trait TtsTx: Send + Sync {
@@ -268,24 +267,24 @@ pub fn live_clients_for_config(
     ca: Option<Vec<u8>>,
     limit: Duration,
 ) -> Vec<Box<dyn LiveApi>> {
-    let mut hyper = smallest_hyper::Client::builder(config.clone())
-        .retry_policy(RetryPolicy::none())
-        .response_timeout(limit);
-    let mut blocking = smallest_blocking::Client::builder(config)
-        .retry_policy(RetryPolicy::none())
-        .response_timeout(limit);
-    if let Some(der) = ca {
-        hyper = hyper.add_root_certificate_der(der.clone());
-        blocking = blocking.add_root_certificate_der(der);
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let limits = Limits {
+        response: Some(limit),
+        ..Limits::default()
+    };
+    live_clients_with_limits(config, ca, limits)
+}
+
+/// Both clients for `config` (hyper first), with retries off, trusting `ca` when given,
+/// with `limits` set.
+pub fn live_clients_with_limits(
+    config: Config,
+    ca: Option<Vec<u8>>,
+    limits: Limits,
+) -> Vec<Box<dyn LiveApi>> {
+    let (hyper, blocking) = builders(config, ca, limits);
     vec![
         Box::new(HyperLive {
-            runtime,
+            runtime: crate::runtime(),
             client: hyper.build().expect("hyper client"),
         }),
         Box::new(BlockingLive {
