@@ -6,12 +6,18 @@
 //! - `purity`: only the dependency-purity checks.
 //! - `bench`: the benchmarks (release builds): decode throughput, then the `#[ignore]`d
 //!   measurement tests of the scenarios crate (time to first chunk, peak memory of long
-//!   streams and large uploads, live latencies), which print their numbers.
+//!   streams and large uploads, live latencies), which print their numbers, then
+//!   `bench python`.
+//! - `bench python [--requests N] [--runs N]`: only the comparison with the vendor's
+//!   Python SDK (see [`mod@bench_python`]); installs it into a venv in the target directory.
 //! - `fuzz [SECONDS]`: every cargo-fuzz target for SECONDS each (default 60), on the
 //!   nightly toolchain; installs cargo-fuzz when it is missing.
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
+
+mod bench_python;
+use bench_python::{PythonBench, bench_python};
 
 /// The README's test command. `.ci/run` reaches it through `cargo xtask ci`.
 const TEST_COMMAND: &[&str] = &["test", "--workspace"];
@@ -22,15 +28,23 @@ const CORE_FORBIDDEN: &[&str] = &["tokio", "hyper", "ureq", "mio", "socket2", "t
 /// Crates that must never appear in the normal dependency tree of `smallest-blocking`.
 const BLOCKING_FORBIDDEN: &[&str] = &["tokio", "mio"];
 
+const USAGE: &str = "usage: cargo xtask <ci | purity | bench | bench python [--requests N] [--runs N] | fuzz [SECONDS]>";
+
 fn main() -> ExitCode {
-    let task = std::env::args().nth(1).unwrap_or_default();
-    let result = match task.as_str() {
-        "ci" => ci(),
-        "purity" => purity(),
-        "bench" => bench(),
-        "fuzz" => fuzz(std::env::args().nth(2).as_deref().unwrap_or("60")),
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["ci"] => ci(),
+        ["purity"] => purity(),
+        ["bench"] => bench(),
+        ["bench", "python", options @ ..] => match PythonBench::parse(options) {
+            Ok(options) => bench_python(&options),
+            Err(message) => Err(format!("{message}\n{USAGE}")),
+        },
+        ["fuzz"] => fuzz("60"),
+        ["fuzz", seconds] => fuzz(seconds),
         _ => {
-            eprintln!("usage: cargo xtask <ci|purity|bench|fuzz [SECONDS]>");
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -89,7 +103,8 @@ fn bench() -> Result<(), String> {
             "1",
         ],
         &[],
-    )
+    )?;
+    bench_python(&PythonBench::default())
 }
 
 fn fuzz(seconds: &str) -> Result<(), String> {
