@@ -135,16 +135,21 @@ impl Client {
                 set_timeouts(&tcp, left(), left())?;
                 tls.complete_io(&mut tcp).map_err(connect_error)?;
             }
-            Socket::Tls(Box::new(StreamOwned::new(tls, tcp)))
+            Socket {
+                io: Io::Tls(Box::new(StreamOwned::new(tls, tcp))),
+                write_deadline: None,
+            }
         } else {
-            Socket::Plain(tcp)
+            Socket::plain(tcp)
         };
-        let (limit, phase) = match (left(), limits.response_head) {
-            (Some(c), Some(r)) if r < c => (Some(r), TimeoutPhase::ResponseHead),
-            (Some(c), _) => (Some(c), TimeoutPhase::Connect),
-            (None, r) => (r, TimeoutPhase::ResponseHead),
+        // The shorter of what is left of the connect limit and the response limit; the
+        // error names the configured limit that ran out.
+        let (wait, phase, limit) = match (left(), limits.connect, limits.response_head) {
+            (Some(c), _, Some(r)) if r < c => (Some(r), TimeoutPhase::ResponseHead, Some(r)),
+            (Some(c), l, _) => (Some(c), TimeoutPhase::Connect, l),
+            (None, _, r) => (r, TimeoutPhase::ResponseHead, r),
         };
-        set_timeouts(socket.tcp(), limit, limit)?;
+        set_timeouts(socket.tcp(), wait, wait)?;
         let config = smallest_net::ws_config(self.options.live_write_buffer());
         let timed_out = || match limit {
             Some(limit) => Error::Timeout { phase, limit },
@@ -160,11 +165,8 @@ impl Client {
             }
             HandshakeError::Failure(e) => upgrade_error(e, key, limits.connect),
         })?;
-        // Writes may stall at most the write limit; reads are sliced by the receiver.
-        let write_limit = limits
-            .idle
-            .unwrap_or(smallest_core::live::DEFAULT_WRITE_STALL);
-        set_timeouts(ws.get_ref().tcp(), None, Some(write_limit))?;
+        // Reads and writes are sliced; the driver's limits bound silences and stalls.
+        set_timeouts(ws.get_ref().tcp(), Some(READ_SLICE), Some(READ_SLICE))?;
         Ok(ws)
     }
 }
@@ -211,42 +213,61 @@ fn set_timeouts(
         .map_err(|e| Error::transport(true, e))
 }
 
-/// The connection under the WebSocket framing: plain TCP (loopback `ws://`) or TLS.
-enum Socket {
+/// The connection under the WebSocket framing: plain TCP (loopback `ws://`) or TLS,
+/// with a deadline on writing. One `flush` of tungstenite may write many times, each
+/// within the socket's write timeout: the deadline bounds them all, so a server that
+/// stops reading stalls a write for the driver's limit, not for as long as the kernel
+/// keeps accepting a few bytes at a time.
+struct Socket {
+    io: Io,
+    write_deadline: Option<Instant>,
+}
+
+enum Io {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
 }
 
 impl Socket {
+    fn plain(tcp: TcpStream) -> Self {
+        Socket {
+            io: Io::Plain(tcp),
+            write_deadline: None,
+        }
+    }
+
     fn tcp(&self) -> &TcpStream {
-        match self {
-            Socket::Plain(tcp) => tcp,
-            Socket::Tls(tls) => tls.get_ref(),
+        match &self.io {
+            Io::Plain(tcp) => tcp,
+            Io::Tls(tls) => tls.get_ref(),
         }
     }
 }
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Socket::Plain(s) => s.read(buf),
-            Socket::Tls(s) => s.read(buf),
+        match &mut self.io {
+            Io::Plain(s) => s.read(buf),
+            Io::Tls(s) => s.read(buf),
         }
     }
 }
 
 impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Socket::Plain(s) => s.write(buf),
-            Socket::Tls(s) => s.write(buf),
+        if self.write_deadline.is_some_and(|at| Instant::now() >= at) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        match &mut self.io {
+            Io::Plain(s) => s.write(buf),
+            Io::Tls(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Socket::Plain(s) => s.flush(),
-            Socket::Tls(s) => s.flush(),
+        match &mut self.io {
+            Io::Plain(s) => s.flush(),
+            Io::Tls(s) => s.flush(),
         }
     }
 }
@@ -261,26 +282,47 @@ impl<S: LiveSession<Event: Send + 'static> + Send + 'static> Session for S {}
 struct Conn<S: Session> {
     ws: WebSocket<Socket>,
     driver: LiveDriver<S>,
+    /// The socket's read timeout now (setting it is a system call: only on a change).
+    read_timeout: Duration,
 }
 
 impl<S: Session> Conn<S> {
-    /// Writes every frame the driver has, in order, then flushes (each write within the
-    /// socket's write limit).
+    /// Writes every frame the driver has, in order, then flushes, within the write limit.
     fn write_queued(&mut self) -> Result<(), Error> {
         let limit = self.driver.write_limit();
+        self.ws.get_mut().write_deadline = Instant::now().checked_add(limit);
         let mut wrote = false;
         while let Some(frame) = self.driver.poll_transmit(Instant::now()) {
-            self.ws
-                .write(to_tungstenite(frame))
-                .map_err(|e| smallest_net::write_error(e, limit))?;
+            match self.ws.write(to_tungstenite(frame)) {
+                // A write that would block has queued the frame: the flush sends it.
+                Err(tungstenite::Error::Io(e)) if smallest_net::is_would_block(&e) => {}
+                Err(e) => return Err(smallest_net::write_error(e, limit)),
+                Ok(()) => {}
+            }
             wrote = true;
         }
         if wrote {
-            self.ws
-                .flush()
-                .map_err(|e| smallest_net::write_error(e, limit))?;
+            self.flush_within(limit)
+        } else {
+            Ok(())
         }
-        Ok(())
+    }
+
+    /// Flushes what is queued (the session's frames, tungstenite's pongs and close
+    /// replies). The socket's write timeout is one [`READ_SLICE`], so a stalled write
+    /// is retried until it has stalled for `limit` in all: then the server is not
+    /// reading, and the session fails instead of hanging or growing.
+    fn flush_within(&mut self, limit: Duration) -> Result<(), Error> {
+        let started = Instant::now();
+        self.ws.get_mut().write_deadline = started.checked_add(limit);
+        loop {
+            match self.ws.flush() {
+                Ok(()) => return Ok(()),
+                Err(tungstenite::Error::Io(e))
+                    if smallest_net::is_would_block(&e) && started.elapsed() < limit => {}
+                Err(e) => return Err(smallest_net::write_error(e, limit)),
+            }
+        }
     }
 
     /// One step of the receiver: an item if one is ready, else one bounded read
@@ -308,10 +350,15 @@ impl<S: Session> Conn<S> {
                 due.saturating_duration_since(now).min(READ_SLICE)
             })
             .max(Duration::from_millis(1));
-        if let Err(e) = self.ws.get_ref().tcp().set_read_timeout(Some(wait)) {
-            self.driver.handle_failure(Error::transport(true, e), now);
-            return None;
+        if wait != self.read_timeout {
+            if let Err(e) = self.ws.get_ref().tcp().set_read_timeout(Some(wait)) {
+                self.driver.handle_failure(Error::transport(true, e), now);
+                return None;
+            }
+            self.read_timeout = wait;
         }
+        // The pong or close reply tungstenite writes while reading waits one slice at most.
+        self.ws.get_mut().write_deadline = now.checked_add(READ_SLICE);
         let read = self.ws.read();
         let now = Instant::now();
         match read {
@@ -319,15 +366,17 @@ impl<S: Session> Conn<S> {
                 let message = from_tungstenite(message)?;
                 let close = matches!(message, WsMessage::Close(_));
                 self.driver.handle_frame(message, now);
-                // Send what tungstenite answered (a pong, the close reply) within the
-                // write limit: a server that never reads fails the session instead of
-                // growing it. A stalled reply to a close only ends the wait.
-                if let Err(e) = self.ws.flush()
+                // Send what tungstenite answered (a pong, the close reply). A stalled
+                // reply to a close only ends the wait; any other stall fails the session.
+                let limit = if close {
+                    self.driver.close_timeout()
+                } else {
+                    self.driver.write_limit()
+                };
+                if let Err(e) = self.flush_within(limit)
                     && !close
                 {
-                    let limit = self.driver.write_limit();
-                    self.driver
-                        .handle_failure(smallest_net::write_error(e, limit), now);
+                    self.driver.handle_failure(e, now);
                 }
             }
             Err(e) => match read_error(e) {
@@ -350,7 +399,11 @@ struct Shared<S: Session> {
 impl<S: Session> Shared<S> {
     fn open(ws: WebSocket<Socket>, driver: LiveDriver<S>) -> Arc<Self> {
         Arc::new(Shared {
-            conn: Mutex::new(Conn { ws, driver }),
+            conn: Mutex::new(Conn {
+                ws,
+                driver,
+                read_timeout: READ_SLICE,
+            }),
             waiting: AtomicUsize::new(0),
         })
     }

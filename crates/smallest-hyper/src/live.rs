@@ -134,16 +134,21 @@ impl Client {
         let socket = with_limit(limits.connect, TimeoutPhase::Connect, connect).await??;
         // What is left of the connect limit, or the response limit if that is shorter.
         let left = limits.connect.map(|l| l.saturating_sub(started.elapsed()));
-        let (limit, phase) = match (left, limits.response_head) {
-            (Some(c), Some(r)) if r < c => (Some(r), TimeoutPhase::ResponseHead),
-            (Some(c), _) => (Some(c), TimeoutPhase::Connect),
-            (None, r) => (r, TimeoutPhase::ResponseHead),
+        let (wait, phase, limit) = match (left, limits.connect, limits.response_head) {
+            (Some(c), _, Some(r)) if r < c => (Some(r), TimeoutPhase::ResponseHead, Some(r)),
+            (Some(c), l, _) => (Some(c), TimeoutPhase::Connect, l),
+            (None, _, r) => (r, TimeoutPhase::ResponseHead, r),
         };
         let config = smallest_net::ws_config(self.options.live_write_buffer());
         let upgrade = tokio_tungstenite::client_async_with_config(request, socket, Some(config));
-        let (ws, _response) = with_limit(limit, phase, upgrade)
-            .await?
-            .map_err(|e| upgrade_error(e, key, limits.connect))?;
+        let (ws, _response) = match wait {
+            None => upgrade.await,
+            Some(wait) => tokio::time::timeout(wait, upgrade).await.map_err(|_| {
+                let limit = limit.unwrap_or(wait);
+                Error::Timeout { phase, limit }
+            })?,
+        }
+        .map_err(|e| upgrade_error(e, key, limits.connect))?;
         Ok(ws)
     }
 }
