@@ -120,9 +120,10 @@ impl Config {
     }
 
     /// Adds what every request carries: `User-Agent`, `X-Source` and, when `auth` is
-    /// true, the sensitive `Authorization` header. The transports call this through
-    /// [`crate::prepare`]; call it yourself when you build requests by hand.
-    pub fn apply_headers<B>(&self, request: &mut Request<B>, auth: bool) {
+    /// true, the sensitive `Authorization` header. The one function that does: every
+    /// shape reaches it ([`crate::prepare`], `TtsStreamRequest::prepare`,
+    /// `TranscribeRequest::prepare_upload`, the live `handshake`s).
+    pub(crate) fn apply_headers<B>(&self, request: &mut Request<B>, auth: bool) {
         let headers = request.headers_mut();
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         headers.insert(
@@ -201,7 +202,7 @@ fn redact_userinfo(url: &str) -> String {
 }
 
 /// `localhost`, `*.localhost`, `127.0.0.0/8` and `::1`.
-pub fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
         return true;

@@ -502,6 +502,20 @@ impl TranscribeRequest {
 }
 
 impl TranscribeRequest {
+    /// [`upload_head`](Self::upload_head) ready to send: with `Authorization` (marked
+    /// sensitive), `User-Agent` and `X-Source`, added by the one function that adds them
+    /// to every request of the SDK.
+    pub fn prepare_upload(
+        &self,
+        config: &Config,
+        content_length: Option<u64>,
+        content_type: Option<&str>,
+    ) -> Result<Request<()>, Error> {
+        let mut head = self.upload_head(config, content_length, content_type)?;
+        config.apply_headers(&mut head, true);
+        Ok(head)
+    }
+
     /// The `Content-Type` of a streamed upload: the one set on the request's byte
     /// source, else one guessed from the file's extension (`.wav`, `.mp3`, `.flac`,
     /// `.ogg`, `.m4a`, `.webm` …), else `application/octet-stream` (the server detects

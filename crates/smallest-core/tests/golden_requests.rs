@@ -574,7 +574,7 @@ fn stt_upload_head_describes_a_streamed_body() {
 #[test]
 fn stt_upload_head_of_unknown_length_defaults_to_octet_stream() {
     let request = TranscribeRequest::from_bytes(Bytes::new(), SttLanguage::En);
-    let mut head = request.upload_head(&config(), None, None).unwrap();
+    let head = request.upload_head(&config(), None, None).unwrap();
     assert_eq!(
         header_pairs(&head),
         vec![(
@@ -582,8 +582,8 @@ fn stt_upload_head_of_unknown_length_defaults_to_octet_stream() {
             "application/octet-stream".to_owned()
         )]
     );
-    // The transport adds identity headers to the head the same way.
-    config().apply_headers(&mut head, true);
+    // The prepared head carries the identity headers, added the same way.
+    let head = request.prepare_upload(&config(), None, None).unwrap();
     assert_authorization_is_sensitive(&head);
     assert_eq!(head.headers()["user-agent"], USER_AGENT);
     assert_eq!(head.headers()["x-source"], "smallest-rs");

@@ -86,10 +86,8 @@ impl Operation for UploadOp {
     fn request(&self, config: &Config) -> Result<Request<Bytes>, Error> {
         let head = self
             .template
-            .upload_head(config, self.len, Some(&self.content_type))?;
-        let mut request = head.map(|()| Bytes::new());
-        config.apply_headers(&mut request, true);
-        Ok(request)
+            .prepare_upload(config, self.len, Some(&self.content_type))?;
+        Ok(head.map(|()| Bytes::new()))
     }
 
     fn body_kind(&self) -> BodyKind {
