@@ -71,16 +71,23 @@ impl PythonBench {
 #[derive(Clone, Copy, PartialEq)]
 enum Client {
     Hyper,
+    HyperCurrentThread,
     Blocking,
     Python,
 }
 
 impl Client {
-    const ALL: [Client; 3] = [Client::Hyper, Client::Blocking, Client::Python];
+    const ALL: [Client; 4] = [
+        Client::Hyper,
+        Client::HyperCurrentThread,
+        Client::Blocking,
+        Client::Python,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Client::Hyper => "`smallest-hyper` (tokio multi-thread runtime)",
+            Client::HyperCurrentThread => "`smallest-hyper` (tokio current-thread runtime)",
             Client::Blocking => "`smallest-blocking` (ureq)",
             Client::Python => "Python `smallestai` (`SmallestAI().waves.synthesize_tts`)",
         }
@@ -89,6 +96,7 @@ impl Client {
     fn short(self) -> &'static str {
         match self {
             Client::Hyper => "hyper",
+            Client::HyperCurrentThread => "hyper-current-thread",
             Client::Blocking => "blocking",
             Client::Python => "python",
         }

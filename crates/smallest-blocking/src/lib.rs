@@ -100,7 +100,7 @@
 )]
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -243,44 +243,7 @@ enum Outgoing<'a> {
 }
 
 impl Client {
-    /// A client for `config` with the default options.
-    pub fn new(config: Config) -> Result<Client, Error> {
-        Client::builder(config).build()
-    }
-
-    /// A client configured from `SMALLEST_API_KEY` and, when set, `SMALLEST_BASE_URL`.
-    pub fn from_env() -> Result<Client, Error> {
-        Client::new(Config::from_env()?)
-    }
-
-    /// A builder, for extra roots, time and body limits, retries and TTS slots.
-    pub fn builder(config: Config) -> ClientBuilder {
-        ClientBuilder::new(config)
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.inner.config
-    }
-
-    /// The options.
-    pub fn options(&self) -> &ClientOptions {
-        &self.options
-    }
-
-    /// The same client (same pool, same TTS slots) with another retry policy, e.g.
-    /// `client.with_retry_policy(RetryPolicy::none())` for one call without retries.
-    pub fn with_retry_policy(&self, policy: RetryPolicy) -> Client {
-        Client {
-            inner: self.inner.clone(),
-            options: self.options.with_retry_policy(policy),
-        }
-    }
-
-    /// The account's TTS slots this client queues on.
-    pub fn tts_limiter(&self) -> &TtsLimiter {
-        self.options.tts_limiter()
-    }
+    smallest_net::client_basics!();
 
     /// Runs any operation the core describes: the core's [`Call`] machine decides
     /// (slot, retries, limits); this method sends, reads and sleeps as it is told.
@@ -390,88 +353,10 @@ impl Client {
             None => classify(e, Stage::Exchange, limits),
         })
     }
+}
 
-    /// `POST /waves/v1/tts`: synthesizes speech in one piece (at most
-    /// [`max_audio_bytes`](smallest_core::ClientBuilder::max_audio_bytes) of it; longer
-    /// audio streams with [`synthesize_stream`](Self::synthesize_stream)).
-    pub fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
-        self.send(request)
-    }
-
-    /// Synthesizes a text of any length: split at sentence ends into requests of at most
-    /// 250 characters (the API's recommended size), synthesized one after another through
-    /// the TTS limiter, and joined in order into one [`Audio`].
-    pub fn synthesize_long(&self, request: &TtsRequest) -> Result<Audio, Error> {
-        request.validate()?;
-        let mut parts = Vec::new();
-        for piece in request.split() {
-            parts.push(self.synthesize(&piece)?);
-        }
-        Audio::concat(parts)
-    }
-
-    /// `POST /waves/v1/stt/`: transcribes a recording (bytes or URL).
-    pub fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
-        self.send(request)
-    }
-
-    /// `POST /waves/v1/pulse/get_text`: the legacy transcription endpoint.
-    pub fn transcribe_legacy(
-        &self,
-        request: &LegacyTranscribeRequest,
-    ) -> Result<Transcription, Error> {
-        self.send(request)
-    }
-
-    /// `GET /waves/v1/lightning-v3.1/get_voices`: the voices of the default model
-    /// (standard and Pro catalogs, plus your clones). Filter them with [`VoiceFilter`];
-    /// other models via [`send`](Self::send) with a [`GetVoices`].
-    pub fn voices(&self) -> Result<Vec<Voice>, Error> {
-        self.send(&GetVoices::default())
-    }
-
-    /// `GET /waves/v1/voice/get-all-models`: the voice catalog with audio previews.
-    pub fn voice_catalog(&self) -> Result<Vec<CatalogVoice>, Error> {
-        self.send(&GetVoiceCatalog)
-    }
-
-    /// `POST /waves/v1/voice-cloning`: creates an instant voice clone from a 5–15 s
-    /// recording. A fresh random multipart boundary is chosen when the request has none.
-    /// (There is no API-key delete for clones: remove them in the console.)
-    pub fn create_voice_clone(&self, request: &CreateVoiceClone) -> Result<VoiceClone, Error> {
-        self.send(&request.with_random_boundary(smallest_net::nonce16()))
-    }
-
-    /// `GET /waves/v1/voice-cloning`: the clones of your organization.
-    pub fn list_voice_clones(&self) -> Result<Vec<ClonedVoice>, Error> {
-        self.send(&ListVoiceClones)
-    }
-
-    /// `GET /waves/v1/pronunciation-dicts`: your pronunciation dictionaries.
-    pub fn list_dicts(&self) -> Result<Vec<PronunciationDict>, Error> {
-        self.send(&ListDicts)
-    }
-
-    /// `POST /waves/v1/pronunciation-dicts`: creates a dictionary.
-    pub fn create_dict(&self, request: &CreateDict) -> Result<PronunciationDict, Error> {
-        self.send(request)
-    }
-
-    /// `PUT /waves/v1/pronunciation-dicts`: replaces a dictionary's items.
-    pub fn update_dict(&self, request: &UpdateDict) -> Result<PronunciationDict, Error> {
-        self.send(request)
-    }
-
-    /// `DELETE /waves/v1/pronunciation-dicts`: deletes a dictionary.
-    pub fn delete_dict(&self, request: &DeleteDict) -> Result<DeletedDict, Error> {
-        self.send(request)
-    }
-
-    /// `GET /waves/v1/health` (needs no key). A `503` with the documented body is an
-    /// unhealthy [`HealthStatus`], not an error.
-    pub fn health(&self) -> Result<HealthStatus, Error> {
-        self.send(&smallest_core::Health)
-    }
+impl Client {
+    smallest_net::endpoint_methods!(async: [], await: []);
 }
 
 impl HttpSend for Client {
@@ -649,75 +534,8 @@ fn classify(e: ureq::Error, stage: Stage, limits: &AttemptLimits) -> Error {
             | U::Tls(_)
             | U::Pem(_)
             | U::Rustls(_) => false,
-            U::Io(io) => !io_before_sending(io),
+            U::Io(io) => !smallest_net::never_sent(io),
             _ => true,
         };
     Error::transport(request_sent, e)
-}
-
-/// A failed host name lookup, as std reports it: a custom error on Unix, a
-/// `WSAHOST_NOT_FOUND`-family code on Windows. Neither has a stable `ErrorKind`.
-fn is_dns_failure(e: &io::Error) -> bool {
-    if cfg!(windows) && matches!(e.raw_os_error(), Some(11001..=11004)) {
-        return true;
-    }
-    e.raw_os_error().is_none()
-        && e.to_string()
-            .starts_with("failed to lookup address information")
-}
-
-/// An I/O error from `Agent::run` that can only happen while connecting: refused or
-/// unreachable addresses, and TLS handshake failures (ureq completes the handshake
-/// before it writes the request).
-fn io_before_sending(e: &io::Error) -> bool {
-    use io::ErrorKind as K;
-    if matches!(
-        e.kind(),
-        K::ConnectionRefused
-            | K::HostUnreachable
-            | K::NetworkUnreachable
-            | K::NetworkDown
-            | K::AddrNotAvailable
-            | K::AddrInUse
-            | K::InvalidInput
-            | K::PermissionDenied
-    ) || is_dns_failure(e)
-    {
-        return true;
-    }
-    let Some(tls) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
-        return false;
-    };
-    use rustls::AlertDescription as A;
-    use rustls::Error as R;
-    match tls {
-        R::InvalidCertificate(_)
-        | R::NoCertificatesPresented
-        | R::UnsupportedNameType
-        | R::PeerIncompatible(_)
-        | R::InappropriateHandshakeMessage { .. }
-        | R::HandshakeNotComplete
-        | R::NoApplicationProtocol
-        | R::InvalidCertRevocationList(_)
-        | R::InvalidEncryptedClientHello(_) => true,
-        R::AlertReceived(alert) => matches!(
-            alert,
-            A::HandshakeFailure
-                | A::BadCertificate
-                | A::UnsupportedCertificate
-                | A::CertificateRevoked
-                | A::CertificateExpired
-                | A::CertificateUnknown
-                | A::UnknownCA
-                | A::ProtocolVersion
-                | A::InsufficientSecurity
-                | A::UnrecognisedName
-                | A::NoApplicationProtocol
-                | A::IllegalParameter
-        ),
-        _ => false,
-    }
 }

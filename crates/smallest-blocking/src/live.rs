@@ -61,9 +61,9 @@ impl Client {
         let shared = Shared::open(ws, LiveDriver::new(session, Some(permit), &self.options));
         Ok(TtsLive {
             sender: TtsLiveSender {
-                shared: shared.clone(),
+                conn: shared.clone(),
             },
-            receiver: TtsLiveReceiver { shared },
+            receiver: TtsLiveReceiver { conn: shared },
         })
     }
 
@@ -81,9 +81,9 @@ impl Client {
         let shared = Shared::open(ws, LiveDriver::new(session, None, &self.options));
         Ok(SttLive {
             sender: SttLiveSender {
-                shared: shared.clone(),
+                conn: shared.clone(),
             },
-            receiver: SttLiveReceiver { shared },
+            receiver: SttLiveReceiver { conn: shared },
         })
     }
 
@@ -432,6 +432,12 @@ impl<S: Session> Shared<S> {
         f(self.lock_for_send().driver.session_mut())
     }
 
+    /// Keepalive pings after `interval` without client traffic (`None`: off); the
+    /// receiver sends them as it runs.
+    fn set_keepalive(&self, interval: Option<Duration>) {
+        self.with(|s| s.set_keepalive(interval));
+    }
+
     /// The receiver: the next event, or `None` after the `Closed` event.
     fn next(&self) -> Option<Result<S::Event, Error>> {
         loop {
@@ -544,125 +550,21 @@ pub struct TtsLive {
 /// The writing half of a live TTS connection. Clones share the connection.
 #[derive(Clone)]
 pub struct TtsLiveSender {
-    shared: Arc<Shared<TtsLiveSession>>,
+    conn: Arc<Shared<TtsLiveSession>>,
 }
 
 /// The reading half of a live TTS connection: an [`Iterator`] of [`TtsLiveEvent`]s
 /// that ends after the `Closed` event.
 pub struct TtsLiveReceiver {
-    shared: Arc<Shared<TtsLiveSession>>,
+    conn: Arc<Shared<TtsLiveSession>>,
 }
 
-impl TtsLive {
-    /// The two halves, for two threads.
-    pub fn split(self) -> (TtsLiveSender, TtsLiveReceiver) {
-        (self.sender, self.receiver)
-    }
-
-    /// The writing half.
-    pub fn sender(&self) -> &TtsLiveSender {
-        &self.sender
-    }
-
-    /// Sends one piece of text of the current request (opening one if none is being
-    /// written); returns the request's index. See [`TtsLiveSender::send_text`].
-    pub fn send_text(&self, text: &str) -> Result<u64, Error> {
-        self.sender.send_text(text)
-    }
-
-    /// Forces synthesis of the text sent so far, keeping the request open.
-    pub fn flush(&self) -> Result<u64, Error> {
-        self.sender.flush()
-    }
-
-    /// Ends the request being written; its audio and `Complete` follow.
-    pub fn finish(&self) -> Result<u64, Error> {
-        self.sender.finish()
-    }
-
-    /// Sends `text` as a whole request (or as the last piece of the one being written).
-    pub fn speak(&self, text: &str) -> Result<u64, Error> {
-        self.sender.speak(text)
-    }
-
-    /// Starts closing the connection (close frame 1000).
-    pub fn close(&self) -> Result<(), Error> {
-        self.sender.close()
-    }
-
-    /// Turns keepalive pings on (`Some(interval)`) or off.
-    pub fn set_keepalive(&self, interval: Option<Duration>) {
-        self.sender.set_keepalive(interval);
-    }
-
-    /// The next event, or `None` after the `Closed` event.
-    pub fn recv(&mut self) -> Option<Result<TtsLiveEvent, Error>> {
-        self.receiver.recv()
-    }
-}
-
-impl TtsLiveSender {
-    /// Sends one piece of text of the current request (`"continue": true`), opening a
-    /// request if none is being written. Returns the request's index (0 for the first
-    /// request of the connection), which the events of its audio carry. An empty piece
-    /// sends nothing.
-    pub fn send_text(&self, text: &str) -> Result<u64, Error> {
-        self.shared.act(|s, now| s.send_text(text, now))
-    }
-
-    /// Forces synthesis of the text sent so far, keeping the request open.
-    pub fn flush(&self) -> Result<u64, Error> {
-        self.shared.act(|s, now| s.flush(now))
-    }
-
-    /// Ends the request being written (`"continue": false, "flush": true`): its audio
-    /// and `Complete` follow.
-    pub fn finish(&self) -> Result<u64, Error> {
-        self.shared.act(|s, now| s.finish_request(now))
-    }
-
-    /// Sends `text` as a whole request in one message, or as the last piece of the
-    /// request being written.
-    pub fn speak(&self, text: &str) -> Result<u64, Error> {
-        self.shared.act(|s, now| s.speak(text, now))
-    }
-
-    /// Starts closing the connection: sends a close frame (1000). The receiver then
-    /// ends with `Closed` ([`CloseReason::Normal`]) once the server answers.
-    pub fn close(&self) -> Result<(), Error> {
-        self.shared.act(|s, now| s.close(now))
-    }
-
-    /// Replaces the settings of the messages sent from now on (another voice or
-    /// model for the next request); the idle timeout keeps the upgrade's value.
-    pub fn set_config(&self, config: TtsLiveConfig) -> Result<(), Error> {
-        self.shared.with(|s| s.set_config(config))?;
-        Ok(())
-    }
-
-    /// Sends a WebSocket ping after every `interval` without client traffic; `None`
-    /// turns keepalive off. The pings are sent while the receiver is iterated.
-    /// Whether the server counts a ping against its idle timeout is not documented:
-    /// see [`smallest_core::tts_live`].
-    pub fn set_keepalive(&self, interval: Option<Duration>) {
-        self.shared.with(|s| s.set_keepalive(interval));
-    }
-
-    /// Requests sent and not yet completed.
-    pub fn open_requests(&self) -> usize {
-        self.shared.with(|s| s.open_requests())
-    }
-
-    /// Whether the connection has closed.
-    pub fn is_closed(&self) -> bool {
-        self.shared.with(|s| s.is_closed())
-    }
-}
+smallest_net::live_methods!(async: [], await: []);
 
 impl TtsLiveReceiver {
     /// The next event, or `None` after the `Closed` event.
     pub fn recv(&mut self) -> Option<Result<TtsLiveEvent, Error>> {
-        self.shared.next()
+        self.conn.next()
     }
 }
 
@@ -670,7 +572,7 @@ impl Iterator for TtsLiveReceiver {
     type Item = Result<TtsLiveEvent, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.shared.next()
+        self.conn.next()
     }
 }
 
@@ -687,105 +589,19 @@ pub struct SttLive {
 /// The writing half of a live STT connection. Clones share the connection.
 #[derive(Clone)]
 pub struct SttLiveSender {
-    shared: Arc<Shared<SttLiveSession>>,
+    conn: Arc<Shared<SttLiveSession>>,
 }
 
 /// The reading half of a live STT connection: an [`Iterator`] of [`SttLiveEvent`]s
 /// that ends after the `Closed` event.
 pub struct SttLiveReceiver {
-    shared: Arc<Shared<SttLiveSession>>,
-}
-
-impl SttLive {
-    /// The two halves, for two threads.
-    pub fn split(self) -> (SttLiveSender, SttLiveReceiver) {
-        (self.sender, self.receiver)
-    }
-
-    /// The writing half.
-    pub fn sender(&self) -> &SttLiveSender {
-        &self.sender
-    }
-
-    /// Sends audio (in the configured encoding and rate) as binary frames of at most
-    /// 4096 bytes.
-    pub fn send_audio(&self, audio: &[u8]) -> Result<(), Error> {
-        self.sender.send_audio(audio)
-    }
-
-    /// Asks for a final transcript of everything heard so far.
-    pub fn finalize(&self) -> Result<(), Error> {
-        self.sender.finalize()
-    }
-
-    /// Ends the stream: the last transcript (`is_last`) and a close 1000 follow.
-    pub fn close_stream(&self) -> Result<(), Error> {
-        self.sender.close_stream()
-    }
-
-    /// Abandons the stream with a close frame (1000).
-    pub fn close(&self) -> Result<(), Error> {
-        self.sender.close()
-    }
-
-    /// Turns keepalive pings on (`Some(interval)`) or off.
-    pub fn set_keepalive(&self, interval: Option<Duration>) {
-        self.sender.set_keepalive(interval);
-    }
-
-    /// The next event, or `None` after the `Closed` event.
-    pub fn recv(&mut self) -> Option<Result<SttLiveEvent, Error>> {
-        self.receiver.recv()
-    }
-}
-
-impl SttLiveSender {
-    /// Sends audio (in the configured encoding and rate) as binary frames of at most
-    /// 4096 bytes (opus packets as given). The caller paces real-time audio.
-    pub fn send_audio(&self, audio: &[u8]) -> Result<(), Error> {
-        let audio = Bytes::copy_from_slice(audio);
-        self.shared.act(|s, now| s.send_audio(audio, now))
-    }
-
-    /// Asks for a final transcript of everything heard so far (`{"type":"finalize"}`);
-    /// the stream stays open.
-    pub fn finalize(&self) -> Result<(), Error> {
-        self.shared.act(|s, now| s.finalize(now))
-    }
-
-    /// Ends the stream (`{"type":"close_stream"}`): the server flushes, sends the
-    /// terminal transcript (`is_last: true`) and closes (1000). No audio may follow.
-    pub fn close_stream(&self) -> Result<(), Error> {
-        self.shared.act(|s, now| s.close_stream(now))
-    }
-
-    /// Abandons the stream: a close frame (1000) without waiting for the remaining
-    /// transcripts. Prefer [`close_stream`](Self::close_stream).
-    pub fn close(&self) -> Result<(), Error> {
-        self.shared.act(|s, now| s.close(now))
-    }
-
-    /// Sends a WebSocket ping after every `interval` without client traffic; `None`
-    /// turns keepalive off. The pings are sent while the receiver is iterated.
-    pub fn set_keepalive(&self, interval: Option<Duration>) {
-        self.shared.with(|s| s.set_keepalive(interval));
-    }
-
-    /// Whether the terminal `is_last` transcript has arrived.
-    pub fn is_finished(&self) -> bool {
-        self.shared.with(|s| s.is_finished())
-    }
-
-    /// Whether the connection has closed.
-    pub fn is_closed(&self) -> bool {
-        self.shared.with(|s| s.is_closed())
-    }
+    conn: Arc<Shared<SttLiveSession>>,
 }
 
 impl SttLiveReceiver {
     /// The next event, or `None` after the `Closed` event.
     pub fn recv(&mut self) -> Option<Result<SttLiveEvent, Error>> {
-        self.shared.next()
+        self.conn.next()
     }
 }
 
@@ -793,7 +609,7 @@ impl Iterator for SttLiveReceiver {
     type Item = Result<SttLiveEvent, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.shared.next()
+        self.conn.next()
     }
 }
 
@@ -807,14 +623,7 @@ macro_rules! debug_impls {
     )*};
 }
 
-debug_impls!(
-    TtsLive,
-    TtsLiveSender,
-    TtsLiveReceiver,
-    SttLive,
-    SttLiveSender,
-    SttLiveReceiver
-);
+debug_impls!(TtsLive, TtsLiveReceiver, SttLive, SttLiveReceiver);
 
 #[cfg(test)]
 mod tests {

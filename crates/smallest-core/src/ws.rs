@@ -418,6 +418,8 @@ pub trait LiveSession {
     fn is_closed(&self) -> bool;
     /// Whether the server owes an answer (the idle limit applies only then).
     fn awaiting_answer(&self) -> bool;
+    /// Keepalive pings after `interval` without client traffic; `None` turns them off.
+    fn set_keepalive(&mut self, interval: Option<std::time::Duration>);
 }
 
 macro_rules! live_session {
@@ -448,6 +450,9 @@ macro_rules! live_session {
             }
             fn awaiting_answer(&self) -> bool {
                 <$session>::awaiting_answer(self)
+            }
+            fn set_keepalive(&mut self, interval: Option<std::time::Duration>) {
+                <$session>::set_keepalive(self, interval)
             }
         }
     };

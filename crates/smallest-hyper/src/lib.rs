@@ -164,44 +164,7 @@ struct Inner {
 }
 
 impl Client {
-    /// A client for `config` with the default options.
-    pub fn new(config: Config) -> Result<Client, Error> {
-        Client::builder(config).build()
-    }
-
-    /// A client configured from `SMALLEST_API_KEY` and `SMALLEST_BASE_URL`.
-    pub fn from_env() -> Result<Client, Error> {
-        Client::new(Config::from_env()?)
-    }
-
-    /// A builder, for extra roots, time and body limits, retries and TTS slots.
-    pub fn builder(config: Config) -> ClientBuilder {
-        ClientBuilder::new(config)
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.inner.config
-    }
-
-    /// The options.
-    pub fn options(&self) -> &ClientOptions {
-        &self.options
-    }
-
-    /// The same client (same pool, same TTS slots) with another retry policy, e.g.
-    /// `client.with_retry_policy(RetryPolicy::none())` for one call without retries.
-    pub fn with_retry_policy(&self, policy: RetryPolicy) -> Client {
-        Client {
-            inner: self.inner.clone(),
-            options: self.options.with_retry_policy(policy),
-        }
-    }
-
-    /// The account's TTS slots this client queues on.
-    pub fn tts_limiter(&self) -> &TtsLimiter {
-        self.options.tts_limiter()
-    }
+    smallest_net::client_basics!();
 
     /// Runs any operation the core describes: the core's [`Call`] machine decides
     /// (slot, retries, limits); this method sends, reads and sleeps as it is told.
@@ -289,96 +252,10 @@ impl Client {
             .await?
             .map_err(|e| classify(e, &outgoing.failure))
     }
+}
 
-    /// `POST /waves/v1/tts`: synthesizes speech in one piece (at most
-    /// [`max_audio_bytes`](ClientBuilder::max_audio_bytes) of it; longer audio streams
-    /// with [`synthesize_stream`](Self::synthesize_stream)).
-    pub async fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
-        self.send(request).await
-    }
-
-    /// Synthesizes a text of any length: split at sentence ends into requests of at most
-    /// 250 characters (the API's recommended size), synthesized one after another through
-    /// the TTS limiter, and joined in order into one [`Audio`].
-    pub async fn synthesize_long(&self, request: &TtsRequest) -> Result<Audio, Error> {
-        request.validate()?;
-        let mut parts = Vec::new();
-        for piece in request.split() {
-            parts.push(self.synthesize(&piece).await?);
-        }
-        Audio::concat(parts)
-    }
-
-    /// `POST /waves/v1/stt/`: transcribes a recording (bytes or URL).
-    pub async fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
-        self.send(request).await
-    }
-
-    /// `POST /waves/v1/pulse/get_text`: the legacy transcription endpoint.
-    pub async fn transcribe_legacy(
-        &self,
-        request: &LegacyTranscribeRequest,
-    ) -> Result<Transcription, Error> {
-        self.send(request).await
-    }
-
-    /// `GET /waves/v1/lightning-v3.1/get_voices`: the voices of the default model
-    /// (standard and Pro catalogs, plus your clones). Filter them with [`VoiceFilter`];
-    /// other models via [`send`](Self::send) with a [`GetVoices`].
-    pub async fn voices(&self) -> Result<Vec<Voice>, Error> {
-        self.send(&GetVoices::default()).await
-    }
-
-    /// `GET /waves/v1/voice/get-all-models`: the voice catalog with audio previews.
-    pub async fn voice_catalog(&self) -> Result<Vec<CatalogVoice>, Error> {
-        self.send(&GetVoiceCatalog).await
-    }
-
-    /// `POST /waves/v1/voice-cloning`: creates an instant voice clone from a 5–15 s
-    /// recording. A fresh random multipart boundary is chosen when the request has none.
-    /// (There is no API-key delete for clones: remove them in the console.)
-    pub async fn create_voice_clone(
-        &self,
-        request: &CreateVoiceClone,
-    ) -> Result<VoiceClone, Error> {
-        match request.boundary {
-            Some(_) => self.send(request).await,
-            None => {
-                let request = request.with_random_boundary(smallest_net::nonce16());
-                self.send(&request).await
-            }
-        }
-    }
-
-    /// `GET /waves/v1/voice-cloning`: the clones of your organization.
-    pub async fn list_voice_clones(&self) -> Result<Vec<ClonedVoice>, Error> {
-        self.send(&ListVoiceClones).await
-    }
-
-    /// `GET /waves/v1/pronunciation-dicts`: your pronunciation dictionaries.
-    pub async fn list_dicts(&self) -> Result<Vec<PronunciationDict>, Error> {
-        self.send(&ListDicts).await
-    }
-
-    /// `POST /waves/v1/pronunciation-dicts`: creates a dictionary.
-    pub async fn create_dict(&self, request: &CreateDict) -> Result<PronunciationDict, Error> {
-        self.send(request).await
-    }
-
-    /// `PUT /waves/v1/pronunciation-dicts`: replaces a dictionary's items.
-    pub async fn update_dict(&self, request: &UpdateDict) -> Result<PronunciationDict, Error> {
-        self.send(request).await
-    }
-
-    /// `DELETE /waves/v1/pronunciation-dicts`: deletes a dictionary.
-    pub async fn delete_dict(&self, request: &DeleteDict) -> Result<DeletedDict, Error> {
-        self.send(request).await
-    }
-
-    /// `GET /waves/v1/health`.
-    pub async fn health(&self) -> Result<HealthStatus, Error> {
-        self.send(&smallest_core::Health).await
-    }
+impl Client {
+    smallest_net::endpoint_methods!(async: [async], await: [.await]);
 }
 
 impl HttpSend for Client {

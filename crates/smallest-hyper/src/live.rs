@@ -241,6 +241,13 @@ impl<S: Session> Conn<S> {
         self.drive(|d| f(d.session_mut()))
     }
 
+    /// Keepalive pings after `interval` without client traffic (`None`: off); the
+    /// receiver, told to recompute its deadline, sends them while it is polled.
+    fn set_keepalive(&self, interval: Option<Duration>) {
+        self.with(|s| s.set_keepalive(interval));
+        self.wake.notify_one();
+    }
+
     /// A sender verb: update the session, then write what it queued.
     async fn act<R>(
         &self,
@@ -537,121 +544,7 @@ pub struct TtsLiveReceiver {
 
 receiver_impls!(TtsLiveReceiver, TtsLiveEvent);
 
-impl TtsLive {
-    /// The two halves, for two tasks.
-    pub fn split(self) -> (TtsLiveSender, TtsLiveReceiver) {
-        (self.sender, self.receiver)
-    }
-
-    /// The writing half.
-    pub fn sender(&self) -> &TtsLiveSender {
-        &self.sender
-    }
-
-    /// Sends one piece of text of the current request (opening one if none is being
-    /// written); returns the request's index. See [`TtsLiveSender::send_text`].
-    pub async fn send_text(&self, text: &str) -> Result<u64, Error> {
-        self.sender.send_text(text).await
-    }
-
-    /// Forces synthesis of the text sent so far, keeping the request open.
-    pub async fn flush(&self) -> Result<u64, Error> {
-        self.sender.flush().await
-    }
-
-    /// Ends the request being written; its audio and `Complete` follow.
-    pub async fn finish(&self) -> Result<u64, Error> {
-        self.sender.finish().await
-    }
-
-    /// Sends `text` as a whole request (or as the last piece of the one being written).
-    pub async fn speak(&self, text: &str) -> Result<u64, Error> {
-        self.sender.speak(text).await
-    }
-
-    /// Starts closing the connection (close frame 1000).
-    pub async fn close(&self) -> Result<(), Error> {
-        self.sender.close().await
-    }
-
-    /// Turns keepalive pings on (`Some(interval)`) or off.
-    pub fn set_keepalive(&self, interval: Option<Duration>) {
-        self.sender.set_keepalive(interval);
-    }
-
-    /// The next event, or `None` after the `Closed` event.
-    pub async fn recv(&mut self) -> Option<Result<TtsLiveEvent, Error>> {
-        self.receiver.recv().await
-    }
-}
-
-impl TtsLiveSender {
-    /// Sends one piece of text of the current request (`"continue": true`), opening a
-    /// request if none is being written. Returns the request's index (0 for the first
-    /// request of the connection), which the events of its audio carry. An empty piece
-    /// sends nothing.
-    pub async fn send_text(&self, text: &str) -> Result<u64, Error> {
-        self.conn.act(|s, now| s.send_text(text, now)).await
-    }
-
-    /// Forces synthesis of the text sent so far, keeping the request open.
-    pub async fn flush(&self) -> Result<u64, Error> {
-        self.conn.act(|s, now| s.flush(now)).await
-    }
-
-    /// Ends the request being written (`"continue": false, "flush": true`): its audio
-    /// and `Complete` follow.
-    pub async fn finish(&self) -> Result<u64, Error> {
-        self.conn.act(|s, now| s.finish_request(now)).await
-    }
-
-    /// Sends `text` as a whole request in one message, or as the last piece of the
-    /// request being written.
-    pub async fn speak(&self, text: &str) -> Result<u64, Error> {
-        self.conn.act(|s, now| s.speak(text, now)).await
-    }
-
-    /// Starts closing the connection: sends a close frame (1000). The receiver then
-    /// ends with `Closed` ([`CloseReason::Normal`]) once the server answers.
-    pub async fn close(&self) -> Result<(), Error> {
-        self.conn.act(|s, now| s.close(now)).await
-    }
-
-    /// Replaces the settings of the messages sent from now on (another voice or
-    /// model for the next request); the idle timeout keeps the upgrade's value.
-    pub fn set_config(&self, config: TtsLiveConfig) -> Result<(), Error> {
-        self.conn.with(|s| s.set_config(config))?;
-        Ok(())
-    }
-
-    /// Sends a WebSocket ping after every `interval` without client traffic; `None`
-    /// turns keepalive off. The pings are sent while the receiver is polled. Whether
-    /// the server counts a ping against its idle timeout is not documented: see
-    /// [`smallest_core::tts_live`].
-    pub fn set_keepalive(&self, interval: Option<Duration>) {
-        self.conn.with(|s| s.set_keepalive(interval));
-        self.conn.wake.notify_one();
-    }
-
-    /// Requests sent and not yet completed.
-    pub fn open_requests(&self) -> usize {
-        self.conn.with(|s| s.open_requests())
-    }
-
-    /// Whether the connection has closed.
-    pub fn is_closed(&self) -> bool {
-        self.conn.with(|s| s.is_closed())
-    }
-}
-
-impl std::fmt::Debug for TtsLiveSender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TtsLiveSender")
-            .field("open_requests", &self.open_requests())
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
+smallest_net::live_methods!(async: [async], await: [.await]);
 
 /// A live STT connection, from [`Client::stt_live`]. Its halves work like those of
 /// [`TtsLive`] (concurrency, the end of the connection, time limits).
@@ -677,102 +570,6 @@ pub struct SttLiveReceiver {
 }
 
 receiver_impls!(SttLiveReceiver, SttLiveEvent);
-
-impl SttLive {
-    /// The two halves, for two tasks.
-    pub fn split(self) -> (SttLiveSender, SttLiveReceiver) {
-        (self.sender, self.receiver)
-    }
-
-    /// The writing half.
-    pub fn sender(&self) -> &SttLiveSender {
-        &self.sender
-    }
-
-    /// Sends audio (in the configured encoding and rate) as binary frames of at most
-    /// 4096 bytes.
-    pub async fn send_audio(&self, audio: &[u8]) -> Result<(), Error> {
-        self.sender.send_audio(audio).await
-    }
-
-    /// Asks for a final transcript of everything heard so far.
-    pub async fn finalize(&self) -> Result<(), Error> {
-        self.sender.finalize().await
-    }
-
-    /// Ends the stream: the last transcript (`is_last`) and a close 1000 follow.
-    pub async fn close_stream(&self) -> Result<(), Error> {
-        self.sender.close_stream().await
-    }
-
-    /// Abandons the stream with a close frame (1000).
-    pub async fn close(&self) -> Result<(), Error> {
-        self.sender.close().await
-    }
-
-    /// Turns keepalive pings on (`Some(interval)`) or off.
-    pub fn set_keepalive(&self, interval: Option<Duration>) {
-        self.sender.set_keepalive(interval);
-    }
-
-    /// The next event, or `None` after the `Closed` event.
-    pub async fn recv(&mut self) -> Option<Result<SttLiveEvent, Error>> {
-        self.receiver.recv().await
-    }
-}
-
-impl SttLiveSender {
-    /// Sends audio (in the configured encoding and rate) as binary frames of at most
-    /// 4096 bytes (opus packets as given). The caller paces real-time audio.
-    pub async fn send_audio(&self, audio: &[u8]) -> Result<(), Error> {
-        let audio = Bytes::copy_from_slice(audio);
-        self.conn.act(|s, now| s.send_audio(audio, now)).await
-    }
-
-    /// Asks for a final transcript of everything heard so far (`{"type":"finalize"}`);
-    /// the stream stays open.
-    pub async fn finalize(&self) -> Result<(), Error> {
-        self.conn.act(|s, now| s.finalize(now)).await
-    }
-
-    /// Ends the stream (`{"type":"close_stream"}`): the server flushes, sends the
-    /// terminal transcript (`is_last: true`) and closes (1000). No audio may follow.
-    pub async fn close_stream(&self) -> Result<(), Error> {
-        self.conn.act(|s, now| s.close_stream(now)).await
-    }
-
-    /// Abandons the stream: a close frame (1000) without waiting for the remaining
-    /// transcripts. Prefer [`close_stream`](Self::close_stream).
-    pub async fn close(&self) -> Result<(), Error> {
-        self.conn.act(|s, now| s.close(now)).await
-    }
-
-    /// Sends a WebSocket ping after every `interval` without client traffic; `None`
-    /// turns keepalive off. The pings are sent while the receiver is polled.
-    pub fn set_keepalive(&self, interval: Option<Duration>) {
-        self.conn.with(|s| s.set_keepalive(interval));
-        self.conn.wake.notify_one();
-    }
-
-    /// Whether the terminal `is_last` transcript has arrived.
-    pub fn is_finished(&self) -> bool {
-        self.conn.with(|s| s.is_finished())
-    }
-
-    /// Whether the connection has closed.
-    pub fn is_closed(&self) -> bool {
-        self.conn.with(|s| s.is_closed())
-    }
-}
-
-impl std::fmt::Debug for SttLiveSender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SttLiveSender")
-            .field("finished", &self.is_finished())
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
 
 #[cfg(test)]
 mod tests {

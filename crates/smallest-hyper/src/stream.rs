@@ -14,7 +14,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_core::Stream;
@@ -22,14 +22,11 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use smallest_core::call::{Call, StreamEvent, StreamState, UploadCounter, UploadOp};
 use smallest_core::call::{file_error, output_error};
-use smallest_core::tts::ResponseInfo;
 use smallest_core::{AudioChunk, BoxError};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Sleep;
 
-use crate::{
-    Audio, Client, Error, Outgoing, OutputFormat, TranscribeRequest, Transcription, TtsRequest,
-};
+use crate::{Audio, Client, Error, Outgoing, TranscribeRequest, Transcription, TtsRequest};
 use smallest_core::audio::WavSizes;
 pub use smallest_core::call::ProgressHook;
 pub use smallest_core::stt::Progress;
@@ -282,38 +279,18 @@ pub struct AudioStream {
     timer: Option<(Instant, Pin<Box<Sleep>>)>,
 }
 
+/// The stream's state, from the core: its [`info`](StreamState::info), [`format`](StreamState::format),
+/// [`sample_rate`](StreamState::sample_rate), [`time_to_first_chunk`](StreamState::time_to_first_chunk),
+/// [`audio_bytes`](StreamState::audio_bytes) and whether it [`is_complete`](StreamState::is_complete).
+impl std::ops::Deref for AudioStream {
+    type Target = StreamState;
+
+    fn deref(&self) -> &StreamState {
+        &self.state
+    }
+}
+
 impl AudioStream {
-    /// The response's ids (`X-Request-Id` …) and content-expiry answer.
-    pub fn info(&self) -> &ResponseInfo {
-        self.state.info()
-    }
-
-    /// The encoding of the audio (what was asked for).
-    pub fn format(&self) -> OutputFormat {
-        self.state.format()
-    }
-
-    /// Samples per second (what was asked for).
-    pub fn sample_rate(&self) -> u32 {
-        self.state.sample_rate()
-    }
-
-    /// How long it took from the call to [`Client::synthesize_stream`] (waiting for a
-    /// TTS slot included) to the first chunk handed over; `None` before it.
-    pub fn time_to_first_chunk(&self) -> Option<Duration> {
-        self.state.time_to_first_chunk()
-    }
-
-    /// How many audio bytes were handed over so far.
-    pub fn audio_bytes(&self) -> u64 {
-        self.state.audio_bytes()
-    }
-
-    /// Whether the stream ended with the server's `done` frame: all the audio arrived.
-    pub fn is_complete(&self) -> bool {
-        self.state.is_complete()
-    }
-
     /// The next chunk: what [`StreamExt::next`](futures_core::Stream) returns, without
     /// needing a futures crate.
     pub async fn next_chunk(&mut self) -> Option<Result<AudioChunk, Error>> {

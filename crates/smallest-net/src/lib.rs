@@ -9,7 +9,9 @@
 //!
 //! It depends on no async runtime: `smallest-blocking` (sync tungstenite) and
 //! `smallest-hyper` (tokio-tungstenite, the same tungstenite engine) both use it. It
-//! decides nothing about the protocol; that is `smallest-core`'s.
+//! decides nothing about the protocol; that is `smallest-core`'s. Its two macros write
+//! the public vocabulary both transports share once ([`endpoint_methods!`],
+//! [`live_methods!`]).
 
 #![cfg_attr(
     not(test),
@@ -29,7 +31,10 @@ use tungstenite::error::{Error as WsError, ProtocolError};
 use tungstenite::protocol::CloseFrame as WsCloseFrame;
 use tungstenite::protocol::WebSocketConfig;
 
+pub use smallest_core as core;
 pub use tungstenite;
+
+mod api;
 
 /// What is decoded when an upgrade answer is not what RFC 6455 says.
 const UPGRADE: &str = "WebSocket upgrade response";
@@ -244,6 +249,73 @@ pub fn refuse_if_trace_would_log_the_key(
         }
     }
     Ok(())
+}
+
+/// A failed host name lookup, as std reports it: a custom error on Unix, a
+/// `WSAHOST_NOT_FOUND`-family code on Windows. Neither has a stable `ErrorKind`.
+fn is_dns_failure(e: &io::Error) -> bool {
+    if cfg!(windows) && matches!(e.raw_os_error(), Some(11001..=11004)) {
+        return true;
+    }
+    e.raw_os_error().is_none()
+        && e.to_string()
+            .starts_with("failed to lookup address information")
+}
+
+/// An I/O error that can only happen while connecting, so nothing of the request was
+/// sent: refused or unreachable addresses, a failed lookup, and TLS handshake failures
+/// (a client completes the handshake before it writes the request).
+pub fn never_sent(e: &io::Error) -> bool {
+    use io::ErrorKind as K;
+    if matches!(
+        e.kind(),
+        K::ConnectionRefused
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::NetworkDown
+            | K::AddrNotAvailable
+            | K::AddrInUse
+            | K::InvalidInput
+            | K::PermissionDenied
+    ) || is_dns_failure(e)
+    {
+        return true;
+    }
+    let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return false;
+    };
+    use rustls::AlertDescription as A;
+    use rustls::Error as R;
+    match tls {
+        R::InvalidCertificate(_)
+        | R::NoCertificatesPresented
+        | R::UnsupportedNameType
+        | R::PeerIncompatible(_)
+        | R::InappropriateHandshakeMessage { .. }
+        | R::HandshakeNotComplete
+        | R::NoApplicationProtocol
+        | R::InvalidCertRevocationList(_)
+        | R::InvalidEncryptedClientHello(_) => true,
+        R::AlertReceived(alert) => matches!(
+            alert,
+            A::HandshakeFailure
+                | A::BadCertificate
+                | A::UnsupportedCertificate
+                | A::CertificateRevoked
+                | A::CertificateExpired
+                | A::CertificateUnknown
+                | A::UnknownCA
+                | A::ProtocolVersion
+                | A::InsufficientSecurity
+                | A::UnrecognisedName
+                | A::NoApplicationProtocol
+                | A::IllegalParameter
+        ),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -37,10 +37,12 @@ struct Options {
 #[derive(Clone, Copy)]
 enum Transport {
     Hyper,
+    /// The same client on a current-thread runtime: what a sequential caller picks.
+    HyperCurrentThread,
     Blocking,
 }
 
-const USAGE: &str = "usage: tts_bench_client --transport hyper|blocking --base-url URL --requests N \
+const USAGE: &str = "usage: tts_bench_client --transport hyper|hyper-current-thread|blocking --base-url URL --requests N \
 [--warmup N] [--text TEXT] [--voice VOICE] [--sample-rate HZ]  (key: SMALLEST_API_KEY)";
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -60,6 +62,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--transport" => {
                 transport = Some(match value()?.as_str() {
                     "hyper" => Transport::Hyper,
+                    "hyper-current-thread" => Transport::HyperCurrentThread,
                     "blocking" => Transport::Blocking,
                     other => return Err(format!("--transport: hyper or blocking, not {other}")),
                 });
@@ -124,6 +127,16 @@ fn run(options: &Options) -> Result<String, String> {
             // with one worker per core. Its idle workers' wake-ups are part of the
             // cost a user pays, so they are measured too.
             let runtime = tokio::runtime::Runtime::new()
+                .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
+            measure(options, || runtime.block_on(client.synthesize(&request)))
+        }
+        Transport::HyperCurrentThread => {
+            let client = smallest_hyper::Client::builder(config)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
                 .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
             measure(options, || runtime.block_on(client.synthesize(&request)))
         }
