@@ -145,8 +145,10 @@ fn fuzz(seconds: &str) -> Result<(), String> {
 fn purity() -> Result<(), String> {
     check_tree("smallest-core", CORE_FORBIDDEN)?;
     check_tree("smallest-blocking", BLOCKING_FORBIDDEN)?;
+    check_tree("smallest-net", BLOCKING_FORBIDDEN)?;
     println!(
-        "purity: ok (smallest-core free of {CORE_FORBIDDEN:?}; smallest-blocking free of {BLOCKING_FORBIDDEN:?})"
+        "purity: ok (smallest-core free of {CORE_FORBIDDEN:?}; smallest-blocking and \
+         smallest-net free of {BLOCKING_FORBIDDEN:?})"
     );
     Ok(())
 }
