@@ -170,7 +170,7 @@ impl Error {
 
     /// Trying the same request again may succeed: a momentary status (408, 429 that is
     /// not a plan refusal, 500, 502, 503, 504), or a failure before the request was sent.
-    /// The rules are [`crate::retry::is_retryable`]'s.
+    /// The rules are those of [`crate::retry`].
     pub fn is_retryable(&self) -> bool {
         crate::retry::is_retryable(self)
     }

@@ -182,7 +182,7 @@ impl TtsStreamRequest {
     }
 
     /// `POST /waves/v1/tts/live`: the request ready to send, with every header
-    /// ([`Config::apply_headers`]).
+    /// (the one function that adds them to every request).
     pub fn prepare(&self, config: &Config) -> Result<Request<Bytes>, Error> {
         let mut request = self.to_http_request(config)?;
         config.apply_headers(&mut request, true);

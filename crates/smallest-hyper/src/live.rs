@@ -520,10 +520,17 @@ macro_rules! receiver_impls {
 ///
 /// # Time limits
 ///
-/// The client's connect limit covers TCP and TLS, its response limit covers the
-/// upgrade request and the server's answer. A live session has no idle or total
-/// limit: it is quiet by design between messages (the TTS server closes an idle
-/// connection itself, see [`TtsLiveConfig::timeout_secs`]).
+/// The same on every transport, decided by the core's
+/// [`LiveDriver`](smallest_core::live::LiveDriver): the connect limit covers TCP, TLS
+/// and the whole upgrade (a shorter response limit ends the wait for the 101 instead).
+/// The idle limit applies while the server owes an answer (an open TTS request, an STT
+/// `finalize` or `close_stream`): a silence that long is `Err(Error::Timeout { phase:
+/// Idle, .. })`, then `Closed`. With nothing outstanding a live session may be quiet for
+/// as long as the server keeps it (the TTS server closes an idle connection itself, see
+/// [`TtsLiveConfig::timeout_secs`]). A write may stall for the idle limit (30 s without
+/// one) and the write buffer is bounded, so a server that stops reading ends the session
+/// with that same error instead of hanging it or growing its memory. The answer to a
+/// close frame is awaited for [`close_timeout`](smallest_core::ClientBuilder::close_timeout).
 #[derive(Debug)]
 pub struct TtsLive {
     sender: TtsLiveSender,

@@ -455,7 +455,7 @@ pub struct AudioReader {
 }
 
 impl AudioReader {
-    /// The stream being read (for its [`info`](AudioStream::info) and timings).
+    /// The stream being read (for its [`info`](smallest_core::call::StreamState::info) and timings).
     pub fn stream(&self) -> &AudioStream {
         &self.stream
     }
