@@ -109,17 +109,11 @@ impl Client {
         progress: Option<ProgressHook>,
     ) -> Result<Transcription, Error> {
         let path = path.as_ref();
-        let content_type = request.upload_content_type(Some(path));
         let len = std::fs::metadata(path)
             .map_err(|e| file_error(path, e))?
             .len();
-        let op = UploadOp::new(request, Some(len), &content_type);
-        let call = op.call(
-            &self.inner.config,
-            &self.options,
-            true,
-            smallest_net::seed(),
-        );
+        let seed = smallest_net::seed();
+        let call = UploadOp::file_call(request, path, len, &self.inner.config, &self.options, seed);
         let open = |_| {
             let file = File::open(path).map_err(|e| file_error(path, e))?;
             Ok(Outgoing::Reader(UploadReader::new(
@@ -145,14 +139,8 @@ impl Client {
         request: &TranscribeRequest,
         progress: Option<ProgressHook>,
     ) -> Result<Transcription, Error> {
-        let content_type = request.upload_content_type(None);
-        let op = UploadOp::new(request, len, &content_type);
-        let call = op.call(
-            &self.inner.config,
-            &self.options,
-            false,
-            smallest_net::seed(),
-        );
+        let seed = smallest_net::seed();
+        let call = UploadOp::reader_call(request, len, &self.inner.config, &self.options, seed);
         let mut reader = Some(reader);
         let take = |_| match reader.take() {
             Some(reader) => Ok(Outgoing::Reader(UploadReader::new(

@@ -48,6 +48,34 @@ impl UploadOp {
         }
     }
 
+    /// An upload of the file at `path`, `len` bytes long (its metadata's length; the
+    /// transport reads the file), typed from the template or the file's extension, and
+    /// its call: a file can be reopened, so the upload is retried like any call.
+    pub fn file_call(
+        template: &TranscribeRequest,
+        path: &Path,
+        len: u64,
+        config: &Config,
+        options: &ClientOptions,
+        seed: u64,
+    ) -> Call<UploadOp> {
+        let content_type = template.upload_content_type(Some(path));
+        UploadOp::new(template, Some(len), &content_type).call(config, options, true, seed)
+    }
+
+    /// An upload from a reader that cannot be rewound (never retried), `len` bytes when
+    /// known, typed from the template (else `application/octet-stream`), and its call.
+    pub fn reader_call(
+        template: &TranscribeRequest,
+        len: Option<u64>,
+        config: &Config,
+        options: &ClientOptions,
+        seed: u64,
+    ) -> Call<UploadOp> {
+        let content_type = template.upload_content_type(None);
+        UploadOp::new(template, len, &content_type).call(config, options, false, seed)
+    }
+
     /// The declared length.
     pub fn declared_len(&self) -> Option<u64> {
         self.len
