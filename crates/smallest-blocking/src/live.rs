@@ -94,10 +94,7 @@ impl Client {
         request: http::Request<()>,
         key: [u8; 16],
     ) -> Result<WebSocket<Socket>, Error> {
-        smallest_net::refuse_if_trace_would_log_the_key(
-            request.headers(),
-            &[smallest_net::TUNGSTENITE_DUMP],
-        )?;
+        let (host, port, tls) = smallest_net::ws_target(&request)?;
         let limits = self.options.time_limits();
         let started = Instant::now();
         // What is left of the connect limit (at least 1 ms: a zero socket timeout blocks).
@@ -107,15 +104,6 @@ impl Client {
                     .max(Duration::from_millis(1))
             })
         };
-        let uri = request.uri();
-        let tls = uri.scheme_str() == Some("wss");
-        let host = uri
-            .host()
-            .ok_or_else(|| Error::Config(format!("the WebSocket URI {uri} has no host").into()))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
 
         let mut tcp = connect_tcp(&host, port, limits.connect)?;
         let connect_error = |e: io::Error| match limits.connect {
@@ -142,26 +130,17 @@ impl Client {
         } else {
             Socket::plain(tcp)
         };
-        // The shorter of what is left of the connect limit and the response limit; the
-        // error names the configured limit that ran out.
-        let (wait, phase, limit) = match (left(), limits.connect, limits.response_head) {
-            (Some(c), _, Some(r)) if r < c => (Some(r), TimeoutPhase::ResponseHead, Some(r)),
-            (Some(c), l, _) => (Some(c), TimeoutPhase::Connect, l),
-            (None, _, r) => (r, TimeoutPhase::ResponseHead, r),
-        };
+        let (wait, timed_out) = smallest_net::upgrade_wait(limits, started.elapsed());
+        let wait = wait.map(|w| w.max(Duration::from_millis(1)));
         set_timeouts(socket.tcp(), wait, wait)?;
         let config = smallest_net::ws_config(self.options.live_write_buffer());
-        let timed_out = || match limit {
-            Some(limit) => Error::Timeout { phase, limit },
-            None => Error::transport(true, "the WebSocket handshake was interrupted"),
-        };
         let upgrade = tungstenite::client::client_with_config(request, socket, Some(config));
         let (ws, _response) = upgrade.map_err(|e| match e {
-            HandshakeError::Interrupted(_) => timed_out(),
+            HandshakeError::Interrupted(_) => timed_out,
             HandshakeError::Failure(tungstenite::Error::Io(io))
                 if smallest_net::is_would_block(&io) =>
             {
-                timed_out()
+                timed_out
             }
             HandshakeError::Failure(e) => upgrade_error(e, key, limits.connect),
         })?;

@@ -98,21 +98,9 @@ impl Client {
         request: http::Request<()>,
         key: [u8; 16],
     ) -> Result<Ws, Error> {
-        smallest_net::refuse_if_trace_would_log_the_key(
-            request.headers(),
-            &[smallest_net::TUNGSTENITE_DUMP],
-        )?;
+        let (host, port, tls) = smallest_net::ws_target(&request)?;
         let limits = self.options.time_limits();
         let started = tokio::time::Instant::now();
-        let uri = request.uri();
-        let tls = uri.scheme_str() == Some("wss");
-        let host = uri
-            .host()
-            .ok_or_else(|| Error::Config(format!("the WebSocket URI {uri} has no host").into()))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let connect = async {
             let tcp = TcpStream::connect((host.as_str(), port))
                 .await
@@ -132,21 +120,14 @@ impl Client {
             Ok::<_, Error>(Socket::Tls(Box::new(stream)))
         };
         let socket = with_limit(limits.connect, TimeoutPhase::Connect, connect).await??;
-        // What is left of the connect limit, or the response limit if that is shorter.
-        let left = limits.connect.map(|l| l.saturating_sub(started.elapsed()));
-        let (wait, phase, limit) = match (left, limits.connect, limits.response_head) {
-            (Some(c), _, Some(r)) if r < c => (Some(r), TimeoutPhase::ResponseHead, Some(r)),
-            (Some(c), l, _) => (Some(c), TimeoutPhase::Connect, l),
-            (None, _, r) => (r, TimeoutPhase::ResponseHead, r),
-        };
+        let (wait, timed_out) = smallest_net::upgrade_wait(limits, started.elapsed());
         let config = smallest_net::ws_config(self.options.live_write_buffer());
         let upgrade = tokio_tungstenite::client_async_with_config(request, socket, Some(config));
         let (ws, _response) = match wait {
             None => upgrade.await,
-            Some(wait) => tokio::time::timeout(wait, upgrade).await.map_err(|_| {
-                let limit = limit.unwrap_or(wait);
-                Error::Timeout { phase, limit }
-            })?,
+            Some(wait) => tokio::time::timeout(wait, upgrade)
+                .await
+                .map_err(|_| timed_out)?,
         }
         .map_err(|e| upgrade_error(e, key, limits.connect))?;
         Ok(ws)

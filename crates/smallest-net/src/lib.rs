@@ -192,6 +192,44 @@ pub fn upgrade_error(e: WsError, key: [u8; 16], connect: Option<std::time::Durat
     }
 }
 
+/// Where a WebSocket upgrade goes: the host (brackets of an IPv6 literal removed), the
+/// port and whether TLS is due (`wss`). Refuses to go on, with an error naming the fix,
+/// while a dependency would log the key (see [`refuse_if_trace_would_log_the_key`]).
+pub fn ws_target(request: &http::Request<()>) -> Result<(String, u16, bool), Error> {
+    refuse_if_trace_would_log_the_key(request.headers(), &[TUNGSTENITE_DUMP])?;
+    let uri = request.uri();
+    let tls = uri.scheme_str() == Some("wss");
+    let host = uri
+        .host()
+        .ok_or_else(|| Error::Config(format!("the WebSocket URI {uri} has no host").into()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    Ok((host, port, tls))
+}
+
+/// How long the wait for the upgrade's answer may last once the connection is open,
+/// `elapsed` into the connect limit: what is left of it, or the response limit when
+/// that is shorter. `Err` is the timeout to report when it runs out (with the
+/// configured limit, not what was left of it); `None` waits without a limit.
+pub fn upgrade_wait(
+    limits: &smallest_core::TimeLimits,
+    elapsed: std::time::Duration,
+) -> (Option<std::time::Duration>, Error) {
+    let left = limits.connect.map(|l| l.saturating_sub(elapsed));
+    let (wait, phase, limit) = match (left, limits.connect, limits.response_head) {
+        (Some(c), _, Some(r)) if r < c => (Some(r), TimeoutPhase::ResponseHead, Some(r)),
+        (Some(c), l, _) => (Some(c), TimeoutPhase::Connect, l),
+        (None, _, r) => (r, TimeoutPhase::ResponseHead, r),
+    };
+    let error = match limit {
+        Some(limit) => Error::Timeout { phase, limit },
+        None => Error::transport(true, "the WebSocket upgrade was interrupted"),
+    };
+    (wait, error)
+}
+
 /// 64 random bits from the operating system (for retry jitter seeds and multipart
 /// boundaries; nonces, not secrets). If the OS source fails, the clock's nanoseconds
 /// mixed with a counter stand in: jitter never needs to be unguessable.
