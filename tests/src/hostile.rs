@@ -70,6 +70,9 @@ pub enum Behaviour {
         /// The body.
         body: Body,
     },
+    /// Reads the request head, then never reads again (nor writes): an upload stalls
+    /// once the socket buffers are full.
+    Deaf,
     /// Completes a WebSocket upgrade, then writes unmasked 125-byte Ping frames as fast
     /// as the socket takes them and never reads again (the client's Pongs pile up).
     WsPingFlood,
@@ -420,6 +423,13 @@ fn serve(mut conn: Conn, behaviour: &Behaviour) {
     match behaviour {
         Behaviour::Silent => {
             conn.drain(None);
+        }
+        Behaviour::Deaf => {
+            if conn.read_head().is_some() {
+                while conn.shared.alive() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
         }
         Behaviour::PartialHead(bytes) => {
             if conn.read_head().is_some() && conn.send(bytes) {

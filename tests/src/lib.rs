@@ -41,6 +41,12 @@ pub trait Api: Send + Sync {
     fn synthesize_long(&self, request: &TtsRequest) -> Result<Audio, Error>;
     /// `POST /waves/v1/stt/`.
     fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error>;
+    /// `POST /waves/v1/stt/`, the audio streamed from a file.
+    fn transcribe_file(
+        &self,
+        path: &std::path::Path,
+        request: &TranscribeRequest,
+    ) -> Result<Transcription, Error>;
     /// `POST /waves/v1/pulse/get_text`.
     fn transcribe_legacy(&self, request: &LegacyTranscribeRequest) -> Result<Transcription, Error>;
     /// `GET /waves/v1/health`.
@@ -127,6 +133,14 @@ impl Api for HyperApi {
     fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
         self.runtime.block_on(self.client.transcribe(request))
     }
+    fn transcribe_file(
+        &self,
+        path: &std::path::Path,
+        request: &TranscribeRequest,
+    ) -> Result<Transcription, Error> {
+        self.runtime
+            .block_on(self.client.transcribe_file(path, request, None))
+    }
     fn transcribe_legacy(&self, request: &LegacyTranscribeRequest) -> Result<Transcription, Error> {
         self.runtime
             .block_on(self.client.transcribe_legacy(request))
@@ -184,6 +198,13 @@ impl Api for BlockingApi {
     }
     fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
         self.client.transcribe(request)
+    }
+    fn transcribe_file(
+        &self,
+        path: &std::path::Path,
+        request: &TranscribeRequest,
+    ) -> Result<Transcription, Error> {
+        self.client.transcribe_file(path, request, None)
     }
     fn transcribe_legacy(&self, request: &LegacyTranscribeRequest) -> Result<Transcription, Error> {
         self.client.transcribe_legacy(request)

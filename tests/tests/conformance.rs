@@ -382,6 +382,22 @@ fn cases() -> Vec<Case> {
             window: around(1.0),
             max_rss_kib: None,
         },
+        Case {
+            id: "12",
+            title: "streamed upload: server stops reading after the head",
+            server: Server {
+                make: || HostileServer::plain(Behaviour::Deaf),
+                scheme: "http",
+            },
+            // The response limit only starts once the upload was sent: the stalled
+            // write is the idle limit's.
+            limits: limits(Some(5.0), Some(5.0), Some(1.0), None),
+            op: Op::Http(upload_file),
+            expect: Expect::Timeout(TimeoutPhase::Idle),
+            // The socket buffers fill first (a few MiB on loopback).
+            window: (secs(1.0) - EARLY, secs(3.0)),
+            max_rss_kib: None,
+        },
     ]
 }
 
@@ -398,6 +414,24 @@ fn synthesize(api: &dyn Api) -> Timed {
         api.synthesize(&tts_request())
             .map(|audio| format!("{} bytes of audio", audio.bytes().len()))
     })
+}
+
+/// A 64 MiB file uploaded to a server that never reads it.
+fn upload_file(api: &dyn Api) -> Timed {
+    let path = std::env::temp_dir().join(format!(
+        "smallest-conformance-upload-{}.wav",
+        std::process::id()
+    ));
+    let made = std::fs::write(&path, vec![0u8; 64 << 20]);
+    let template =
+        smallest_core::TranscribeRequest::from_bytes(Vec::new(), smallest_core::SttLanguage::En);
+    let timed = timed(|| {
+        made.map_err(|e| Error::transport(false, e))?;
+        api.transcribe_file(&path, &template)
+            .map(|t| format!("transcribed: {:?}", t.transcription))
+    });
+    let _ = std::fs::remove_file(&path);
+    timed
 }
 
 fn voices(api: &dyn Api) -> Timed {

@@ -234,15 +234,37 @@ impl Client {
             .request(Request::from_parts(head, outgoing.body));
         let mut pending = std::pin::pin!(pending);
         if let Some(mut sent) = outgoing.sent {
-            // An upload: its time limits are its writes'; an early answer (a 413 before
-            // the body was read) ends the wait for the body.
+            // An upload: the response limit starts once it was handed over whole, and an
+            // early answer (a 413 before the body was read) ends the wait. Meanwhile the
+            // idle limit bounds each stall of the body (hyper takes a piece only when
+            // the connection can write it).
+            let progress = outgoing.failure.clone();
+            let mut stall = limits
+                .idle
+                .map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
             let early = std::future::poll_fn(|cx| {
                 if let Poll::Ready(result) = pending.as_mut().poll(cx) {
-                    return Poll::Ready(Some(result));
+                    return Poll::Ready(Ok(Some(result)));
                 }
-                Pin::new(&mut sent).poll(cx).map(|_| None)
+                if Pin::new(&mut sent).poll(cx).is_ready() {
+                    return Poll::Ready(Ok(None));
+                }
+                if let Some((limit, timer)) = &mut stall {
+                    while timer.as_mut().poll(cx).is_ready() {
+                        let due = progress.last_progress() + *limit;
+                        if due <= std::time::Instant::now() {
+                            let limit = *limit;
+                            return Poll::Ready(Err(Error::Timeout {
+                                phase: TimeoutPhase::Idle,
+                                limit,
+                            }));
+                        }
+                        timer.as_mut().reset(due.into());
+                    }
+                }
+                Poll::Pending
             })
-            .await;
+            .await?;
             if let Some(result) = early {
                 return result.map_err(|e| classify(e, &outgoing.failure));
             }

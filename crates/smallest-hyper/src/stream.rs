@@ -137,18 +137,37 @@ impl Client {
     }
 }
 
-/// Why reading an upload's source failed, for the error the caller sees (hyper's only
-/// says the body failed).
-#[derive(Clone, Default)]
-pub(crate) struct SourceFailure(Arc<Mutex<Option<Error>>>);
+/// What the exchange learns from an upload's body: why reading its source failed (for
+/// the error the caller sees; hyper's only says the body failed) and when it last made
+/// progress (for the idle limit on a stalled upload).
+#[derive(Clone)]
+pub(crate) struct SourceFailure(Arc<Mutex<(Option<Error>, Instant)>>);
+
+impl Default for SourceFailure {
+    fn default() -> Self {
+        SourceFailure(Arc::new(Mutex::new((None, Instant::now()))))
+    }
+}
 
 impl SourceFailure {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Error>, Instant)> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn set(&self, e: Error) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+        self.lock().0 = Some(e);
     }
 
     pub(crate) fn take(&self) -> Option<Error> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+        self.lock().0.take()
+    }
+
+    fn progressed(&self) {
+        self.lock().1 = Instant::now();
+    }
+
+    pub(crate) fn last_progress(&self) -> Instant {
+        self.lock().1
     }
 }
 
@@ -220,6 +239,7 @@ impl Body for UploadBody {
                 if let Err(e) = this.counter.handle_read(n) {
                     return this.fail(e);
                 }
+                this.failure.progressed();
                 if this.counter.is_done() {
                     this.on_end.take().map(|tx| tx.send(()));
                 }
