@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use smallest_core::stt::{
@@ -63,6 +64,14 @@ struct Global {
     /// [env: SMALLEST_MAX_RETRIES] (default 3; 0 switches retrying off).
     #[arg(long, global = true)]
     max_retries: Option<u32>,
+    /// The longest the server may stay silent while an answer is due, and the longest a
+    /// write may stall, in seconds [env: SMALLEST_TIMEOUT] (default 60). Connecting
+    /// (TCP + TLS, or a WebSocket upgrade) has its own limit of 10 s.
+    #[arg(long, global = true, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// The longest a whole call may take, retries included, in seconds (default: none).
+    #[arg(long, global = true, value_name = "SECS")]
+    total_timeout: Option<f64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -249,7 +258,26 @@ fn build_client(config: Config, global: &Global, env: &Env) -> Result<Client, St
             None => RetryPolicy::default().max_retries,
         },
     };
+    let seconds = |name: &str, v: f64| {
+        Duration::try_from_secs_f64(v)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("{name} must be a positive number of seconds, got {v}"))
+    };
+    let idle = match global.timeout {
+        Some(v) => seconds("--timeout", v)?,
+        None => match env.get("SMALLEST_TIMEOUT") {
+            Some(v) => {
+                let n = v.trim().parse::<f64>().map_err(|_| {
+                    format!("SMALLEST_TIMEOUT must be a number of seconds, got {v:?}")
+                })?;
+                seconds("SMALLEST_TIMEOUT", n)?
+            }
+            None => Duration::from_secs(60),
+        },
+    };
     let mut builder = Client::builder(config)
+        .idle_timeout(idle)
         .retry_policy(RetryPolicy::default().with_max_retries(max_retries))
         .on_retry(|notice| {
             eprintln!(
@@ -267,6 +295,9 @@ fn build_client(config: Config, global: &Global, env: &Env) -> Result<Client, St
         for der in read_pem_certificates(&path)? {
             builder = builder.add_root_certificate_der(der);
         }
+    }
+    if let Some(total) = global.total_timeout {
+        builder = builder.total_timeout(seconds("--total-timeout", total)?);
     }
     builder.build().map_err(|e| e.to_string())
 }

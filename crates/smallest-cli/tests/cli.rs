@@ -671,3 +671,60 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     let stderr = text(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A server on 127.0.0.1 that accepts connections, reads what arrives and never
+/// answers; it stops when the test's process ends (the thread is bounded in time).
+fn silent_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        let mut held = Vec::new();
+        while Instant::now() < until && held.len() < 16 {
+            if let Ok((socket, _)) = listener.accept() {
+                held.push(socket);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    url
+}
+
+#[test]
+fn a_silent_server_ends_the_command_at_the_timeout_instead_of_hanging() {
+    let dir = workdir("silent");
+    let url = silent_server();
+    for (args, limit) in [
+        (vec!["--timeout", "1", "--max-retries", "0", "voices"], 1.0),
+        (
+            vec![
+                "--total-timeout",
+                "1",
+                "--max-retries",
+                "0",
+                "tts",
+                "Hi.",
+                "-o",
+                "x.wav",
+            ],
+            1.0,
+        ),
+    ] {
+        let mut all = vec!["--base-url", url.as_str()];
+        all.extend(args.iter().copied());
+        let started = Instant::now();
+        let out = smallest(&dir, None, Some(KEY), &all);
+        let took = started.elapsed().as_secs_f64();
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{all:?}: {err}");
+        assert!(err.contains("timed out"), "{all:?}: {err}");
+        assert!(took < limit + 3.0, "{all:?} took {took:.1} s: {err}");
+        assert!(!err.contains(KEY));
+    }
+    let help = text(&smallest(&dir, None, None, &["tts", "--help"]).stdout);
+    assert!(
+        help.contains("--timeout") && help.contains("10 s"),
+        "{help}"
+    );
+}
