@@ -10,10 +10,12 @@
 //!   `bench python`.
 //! - `bench python [--requests N] [--runs N]`: only the comparison with the vendor's
 //!   Python SDK (see [`mod@bench_python`]); installs it into a venv in the target directory.
-//! - `fuzz [SECONDS]`: every cargo-fuzz target for SECONDS each (default 60), on the
-//!   nightly toolchain; installs cargo-fuzz when it is missing.
+//! - `fuzz [SECONDS]`: every cargo-fuzz target for 1,000,000 executions each (stopping
+//!   early at SECONDS per target when given), on the nightly toolchain, then a table of
+//!   executions, time and outcome per target; installs cargo-fuzz when it is missing.
 
-use std::process::{Command, ExitCode};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod bench_python;
@@ -41,8 +43,8 @@ fn main() -> ExitCode {
             Ok(options) => bench_python(&options),
             Err(message) => Err(format!("{message}\n{USAGE}")),
         },
-        ["fuzz"] => fuzz("60"),
-        ["fuzz", seconds] => fuzz(seconds),
+        ["fuzz"] => fuzz(None),
+        ["fuzz", seconds] => fuzz(Some(seconds)),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -81,7 +83,18 @@ fn ci() -> Result<(), String> {
 }
 
 /// The fuzz targets in `fuzz/fuzz_targets`.
-const FUZZ_TARGETS: &[&str] = &["sse", "error_body", "stt_response", "ws_message"];
+const FUZZ_TARGETS: &[&str] = &[
+    "sse",
+    "error_body",
+    "stt_response",
+    "ws_message",
+    "call",
+    "live_driver",
+    "upload_counter",
+];
+
+/// The executions of each target in `cargo xtask fuzz`.
+const FUZZ_RUNS: u64 = 1_000_000;
 
 fn bench() -> Result<(), String> {
     step(
@@ -107,10 +120,14 @@ fn bench() -> Result<(), String> {
     bench_python(&PythonBench::default())
 }
 
-fn fuzz(seconds: &str) -> Result<(), String> {
-    let seconds: u32 = seconds
-        .parse()
-        .map_err(|_| format!("fuzz takes a number of seconds, got {seconds:?}"))?;
+/// Runs every target for [`FUZZ_RUNS`] executions (or until `cap` seconds per target),
+/// then prints executions, wall time and outcome per target. Fails if any target
+/// crashed, or fell short of its executions without a cap.
+fn fuzz(cap: Option<&str>) -> Result<(), String> {
+    let cap: Option<u32> = cap
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(|_| format!("fuzz takes a time cap in seconds, got {cap:?}"))?;
     let installed = Command::new(cargo())
         .args(["fuzz", "--version"])
         .output()
@@ -122,22 +139,90 @@ fn fuzz(seconds: &str) -> Result<(), String> {
             &[],
         )?;
     }
+    // Build every target first, so that the times below are the fuzzing's alone.
+    let status = Command::new("cargo")
+        .current_dir("fuzz")
+        .args(["+nightly", "fuzz", "build"])
+        .status()
+        .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo fuzz build failed ({status})"));
+    }
+    let mut results = Vec::new();
     for target in FUZZ_TARGETS {
-        let status = Command::new("cargo")
-            .current_dir("fuzz")
-            .args([
-                "+nightly",
-                "fuzz",
-                "run",
-                target,
-                "--",
-                &format!("-max_total_time={seconds}"),
-            ])
-            .status()
-            .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
-        if !status.success() {
-            return Err(format!("fuzz target {target} failed ({status})"));
+        let mut args = vec![
+            "+nightly".to_owned(),
+            "fuzz".to_owned(),
+            "run".to_owned(),
+            (*target).to_owned(),
+            "--".to_owned(),
+            format!("-runs={FUZZ_RUNS}"),
+        ];
+        if let Some(seconds) = cap {
+            args.push(format!("-max_total_time={seconds}"));
         }
+        println!("==> fuzz {target}: cargo {}", args.join(" "));
+        let started = Instant::now();
+        let mut child = Command::new("cargo")
+            .current_dir("fuzz")
+            .args(&args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+        // libFuzzer reports on stderr: pass it through, keeping its count of executions
+        // ("Done N runs in …" at the end, "#N …" on the way, for a crash).
+        let mut runs = None;
+        if let Some(stderr) = child.stderr.take() {
+            for line in BufReader::new(stderr).lines() {
+                let line = line.map_err(|e| format!("cannot read cargo fuzz: {e}"))?;
+                eprintln!("{line}");
+                let count = match line.strip_prefix("Done ") {
+                    Some(rest) => rest.split_whitespace().next(),
+                    None => line
+                        .strip_prefix('#')
+                        .and_then(|r| r.split_whitespace().next()),
+                };
+                if let Some(n) = count.and_then(|n| n.parse::<u64>().ok()) {
+                    runs = Some(n);
+                }
+            }
+        }
+        let status = child
+            .wait()
+            .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+        let seconds = started.elapsed().as_secs_f64();
+        let outcome = if !status.success() {
+            format!("FAILED ({status}): see fuzz/artifacts/{target}/")
+        } else if runs.is_some_and(|n| n >= FUZZ_RUNS) {
+            "ok".to_owned()
+        } else {
+            "ok, stopped by the time cap".to_owned()
+        };
+        println!(
+            "<== fuzz {target}: {} executions in {seconds:.1} s: {outcome}",
+            runs.map_or("?".to_owned(), |n| n.to_string())
+        );
+        results.push((*target, runs, seconds, status.success()));
+    }
+    println!("\n| target | executions | wall time | outcome |\n|---|---:|---:|---|");
+    for (target, runs, seconds, ok) in &results {
+        let runs = runs.map_or("?".to_owned(), |n| n.to_string());
+        let outcome = if *ok { "no crash" } else { "CRASH" };
+        println!("| {target} | {runs} | {seconds:.1} s | {outcome} |");
+    }
+    let crashed: Vec<&str> = results.iter().filter(|r| !r.3).map(|r| r.0).collect();
+    if !crashed.is_empty() {
+        return Err(format!("fuzz targets failed: {crashed:?}"));
+    }
+    let short: Vec<&str> = results
+        .iter()
+        .filter(|r| r.1.is_none_or(|n| n < FUZZ_RUNS))
+        .map(|r| r.0)
+        .collect();
+    if cap.is_none() && !short.is_empty() {
+        return Err(format!(
+            "fuzz targets ran fewer than {FUZZ_RUNS} executions: {short:?}"
+        ));
     }
     Ok(())
 }

@@ -394,12 +394,16 @@ impl<O: Operation> Call<O> {
 
     /// The TTS slot [`Next::TakeSlot`] asked for. The machine holds it until it ends.
     pub fn slot_taken(&mut self, slot: TtsPermit) {
-        if let State::NeedSlot(request) = std::mem::replace(&mut self.state, State::Sent) {
-            self.slot = Some(slot);
-            self.state = State::Ready(Some(request));
-        } else {
-            // Not asked for: give it straight back.
-            drop(slot);
+        match std::mem::replace(&mut self.state, State::Sent) {
+            State::NeedSlot(request) => {
+                self.slot = Some(slot);
+                self.state = State::Ready(Some(request));
+            }
+            state => {
+                // Not asked for: give it straight back (and leave the state as it was).
+                self.state = state;
+                drop(slot);
+            }
         }
     }
 
@@ -449,8 +453,13 @@ impl<O: Operation> Call<O> {
 
     /// The body (at most what [`handle_head`](Self::handle_head) allowed) arrived whole.
     pub fn handle_body(&mut self, body: Bytes, now: Instant, wall: SystemTime) {
-        let State::Reading { head, limit } = std::mem::replace(&mut self.state, State::Sent) else {
-            return;
+        let (head, limit) = match std::mem::replace(&mut self.state, State::Sent) {
+            State::Reading { head, limit } => (head, limit),
+            // No body is due: ignored, the state is left as it was.
+            state => {
+                self.state = state;
+                return;
+            }
         };
         if let Some(limit) = limit
             && body.len() as u64 > limit
@@ -479,6 +488,11 @@ impl<O: Operation> Call<O> {
     }
 
     fn finish(&mut self, result: Result<O::Output, Error>) {
+        if result.is_err() {
+            // A failed call gives its TTS slot back at once; a successful one keeps it
+            // for the stream it opened ([`take_slot`](Self::take_slot)) or until dropped.
+            self.slot = None;
+        }
         self.state = State::Finished(Some(result));
     }
 

@@ -111,6 +111,11 @@ impl<S: LiveSession> LiveDriver<S> {
 
     /// Whether the session has frames to send.
     pub fn has_outgoing(&mut self) -> bool {
+        if self.session.is_closed() {
+            // The session dropped its queue when the connection closed; so does the driver.
+            self.pending = None;
+            return false;
+        }
         if self.pending.is_some() {
             return true;
         }
@@ -127,6 +132,10 @@ impl<S: LiveSession> LiveDriver<S> {
     /// The next frame to write, in the session's order. A client close starts the
     /// close-handshake limit.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<WsMessage> {
+        if self.session.is_closed() {
+            self.pending = None;
+            return None;
+        }
         let frame = self
             .pending
             .take()

@@ -162,6 +162,12 @@ impl StreamState {
                 Some(Err(e)) => return self.fail(e),
                 None => {}
             }
+            if self.decoder.is_done() {
+                // The `done` frame arrived: the audio is complete whether or not the
+                // server closes the body (one that keeps it open must not hang us).
+                self.phase = Phase::Finishing;
+                continue;
+            }
             if let Some(deadline) = self.deadline
                 && now >= deadline.at
             {
