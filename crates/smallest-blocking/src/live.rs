@@ -58,7 +58,10 @@ impl Client {
         let request = config.handshake(&self.inner.config, key)?;
         let ws = self.connect_websocket(request, key)?;
         let session = TtsLiveSession::new(config, Instant::now())?;
-        let shared = Shared::open(ws, LiveDriver::new(session, Some(permit), &self.options));
+        let shared = Shared::open(
+            ws,
+            LiveDriver::new(session, Some(permit), &self.options).redacting(&self.inner.config),
+        );
         Ok(TtsLive {
             sender: TtsLiveSender {
                 conn: shared.clone(),
@@ -78,7 +81,10 @@ impl Client {
         let request = config.handshake(&self.inner.config, key)?;
         let ws = self.connect_websocket(request, key)?;
         let session = SttLiveSession::new(&config, Instant::now())?;
-        let shared = Shared::open(ws, LiveDriver::new(session, None, &self.options));
+        let shared = Shared::open(
+            ws,
+            LiveDriver::new(session, None, &self.options).redacting(&self.inner.config),
+        );
         Ok(SttLive {
             sender: SttLiveSender {
                 conn: shared.clone(),
@@ -142,7 +148,11 @@ impl Client {
             {
                 timed_out
             }
-            HandshakeError::Failure(e) => upgrade_error(e, key, limits.connect),
+            HandshakeError::Failure(e) => {
+                self.inner
+                    .config
+                    .redact(upgrade_error(e, key, limits.connect))
+            }
         })?;
         // Reads and writes are sliced; the driver's limits bound silences and stalls.
         set_timeouts(ws.get_ref().tcp(), Some(READ_SLICE), Some(READ_SLICE))?;

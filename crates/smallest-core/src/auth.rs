@@ -78,6 +78,38 @@ impl ApiKey {
     }
 }
 
+impl ApiKey {
+    /// `text` with every occurrence of the key replaced by
+    /// [`REDACTED`](crate::redact::REDACTED) (borrowed when there is none). With
+    /// [`authorization_header`](Self::authorization_header), the only functions that
+    /// read the secret: this one compares it, and never returns it.
+    pub(crate) fn scrub<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let secret = self.0.expose_secret();
+        if text.contains(secret) {
+            std::borrow::Cow::Owned(text.replace(secret, crate::redact::REDACTED))
+        } else {
+            std::borrow::Cow::Borrowed(text)
+        }
+    }
+
+    /// [`scrub`](Self::scrub) for bytes: `None` when the key is not in them.
+    pub(crate) fn scrub_bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let secret = self.0.expose_secret().as_bytes();
+        let first = memchr::memmem::find(bytes, secret)?;
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut rest = bytes;
+        let mut at = Some(first);
+        while let Some(i) = at {
+            out.extend_from_slice(&rest[..i]);
+            out.extend_from_slice(crate::redact::REDACTED.as_bytes());
+            rest = &rest[i + secret.len()..];
+            at = memchr::memmem::find(rest, secret);
+        }
+        out.extend_from_slice(rest);
+        Some(out)
+    }
+}
+
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ApiKey(<redacted>)")

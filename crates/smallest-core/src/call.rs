@@ -488,6 +488,8 @@ impl<O: Operation> Call<O> {
     }
 
     fn finish(&mut self, result: Result<O::Output, Error>) {
+        // Whatever the server wrote into an error loses the key it may have echoed.
+        let result = result.map_err(|e| self.config.redact(e));
         if result.is_err() {
             // A failed call gives its TTS slot back at once; a successful one keeps it
             // for the stream it opened ([`take_slot`](Self::take_slot)) or until dropped.

@@ -136,6 +136,19 @@ impl Config {
     }
 }
 
+impl Config {
+    /// `error` with this configuration's key removed from everything the server wrote
+    /// into it (messages, codes, the raw body). The call machines and the live driver
+    /// do this themselves; code that parses responses by hand calls it.
+    pub fn redact(&self, error: Error) -> Error {
+        crate::redact::Redact::redact(error, &self.api_key)
+    }
+
+    pub(crate) fn api_key(&self) -> &ApiKey {
+        &self.api_key
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")

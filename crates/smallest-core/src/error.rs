@@ -431,6 +431,30 @@ impl ApiError {
         Self::from_parts(response.status(), response.headers(), response.body())
     }
 
+    /// The same error with `text` applied to every string the server wrote and `body`
+    /// to the raw body (for [`Redact`](crate::redact::Redact)).
+    pub(crate) fn map_text(
+        mut self,
+        text: impl Fn(String) -> String,
+        body: impl Fn(Bytes) -> Bytes,
+    ) -> ApiError {
+        self.message = text(self.message);
+        self.code = self.code.map(&text);
+        self.request_id = self.request_id.map(&text);
+        for issue in &mut self.issues {
+            issue.message = text(std::mem::take(&mut issue.message));
+            issue.path = text(std::mem::take(&mut issue.path));
+        }
+        if let ApiErrorKind::ModelDeprecated {
+            recommended_endpoint: Some(endpoint),
+        } = &mut self.kind
+        {
+            *endpoint = text(std::mem::take(endpoint));
+        }
+        self.raw_body = body(self.raw_body);
+        self
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status

@@ -64,6 +64,7 @@ pub mod health;
 pub mod limiter;
 pub mod live;
 pub mod options;
+pub mod redact;
 pub mod retry;
 pub mod sse;
 pub mod stt;

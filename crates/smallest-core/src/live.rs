@@ -68,6 +68,8 @@ pub struct LiveDriver<S: LiveSession> {
     errors: std::collections::VecDeque<Error>,
     /// A frame taken from the session by [`has_outgoing`](Self::has_outgoing).
     pending: Option<WsMessage>,
+    /// Removed from what the server wrote ([`redacting`](Self::redacting)).
+    key: Option<crate::auth::ApiKey>,
     ended: bool,
 }
 
@@ -83,8 +85,17 @@ impl<S: LiveSession> LiveDriver<S> {
             close_sent: None,
             errors: std::collections::VecDeque::new(),
             pending: None,
+            key: None,
             ended: false,
         }
+    }
+
+    /// Removes `config`'s key from every event and error the server's frames make (an
+    /// error frame that echoes the key must not reach a terminal). Transports always
+    /// call it.
+    pub fn redacting(mut self, config: &crate::Config) -> Self {
+        self.key = Some(config.api_key().clone());
+        self
     }
 
     /// The session.
@@ -152,10 +163,16 @@ impl<S: LiveSession> LiveDriver<S> {
             return Some(LiveItem::End);
         }
         if let Some(e) = self.errors.pop_front() {
-            return Some(LiveItem::Error(e));
+            return Some(LiveItem::Error(match &self.key {
+                Some(key) => crate::redact::Redact::redact(e, key),
+                None => e,
+            }));
         }
         if let Some(event) = self.session.poll_event() {
-            return Some(LiveItem::Event(event));
+            return Some(LiveItem::Event(match &self.key {
+                Some(key) => S::redact_event(event, key),
+                None => event,
+            }));
         }
         if self.session.is_closed() {
             self.ended = true;

@@ -420,6 +420,8 @@ pub trait LiveSession {
     fn awaiting_answer(&self) -> bool;
     /// Keepalive pings after `interval` without client traffic; `None` turns them off.
     fn set_keepalive(&mut self, interval: Option<std::time::Duration>);
+    /// `event` with `key` removed from what the server wrote into it.
+    fn redact_event(event: Self::Event, key: &crate::ApiKey) -> Self::Event;
 }
 
 macro_rules! live_session {
@@ -453,6 +455,9 @@ macro_rules! live_session {
             }
             fn set_keepalive(&mut self, interval: Option<std::time::Duration>) {
                 <$session>::set_keepalive(self, interval)
+            }
+            fn redact_event(event: Self::Event, key: &crate::ApiKey) -> Self::Event {
+                crate::redact::Redact::redact(event, key)
             }
         }
     };

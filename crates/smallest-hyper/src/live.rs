@@ -60,7 +60,8 @@ impl Client {
         let request = config.handshake(&self.inner.config, key)?;
         let socket = self.connect_websocket(request, key).await?;
         let session = TtsLiveSession::new(config, Instant::now())?;
-        let driver = LiveDriver::new(session, Some(permit), &self.options);
+        let driver =
+            LiveDriver::new(session, Some(permit), &self.options).redacting(&self.inner.config);
         let (conn, reader) = Conn::open(socket, driver);
         Ok(TtsLive {
             sender: TtsLiveSender { conn },
@@ -81,7 +82,7 @@ impl Client {
         let request = config.handshake(&self.inner.config, key)?;
         let socket = self.connect_websocket(request, key).await?;
         let session = SttLiveSession::new(&config, Instant::now())?;
-        let driver = LiveDriver::new(session, None, &self.options);
+        let driver = LiveDriver::new(session, None, &self.options).redacting(&self.inner.config);
         let (conn, reader) = Conn::open(socket, driver);
         Ok(SttLive {
             sender: SttLiveSender { conn },
@@ -129,7 +130,11 @@ impl Client {
                 .await
                 .map_err(|_| timed_out)?,
         }
-        .map_err(|e| upgrade_error(e, key, limits.connect))?;
+        .map_err(|e| {
+            self.inner
+                .config
+                .redact(upgrade_error(e, key, limits.connect))
+        })?;
         Ok(ws)
     }
 }

@@ -72,7 +72,9 @@ impl Call<TtsStreamRequest> {
     /// first chunk).
     pub fn into_stream(mut self, decoder: TtsStreamDecoder, started: Instant) -> StreamState {
         let limits = self.limits();
-        StreamState::new(decoder, self.take_slot(), limits, started)
+        let mut state = StreamState::new(decoder, self.take_slot(), limits, started);
+        state.key = Some(self.config.api_key().clone());
+        state
     }
 }
 
@@ -113,6 +115,8 @@ pub struct StreamState {
     failure: Option<Error>,
     started: Instant,
     first_chunk: Option<Duration>,
+    /// Removed from the server's error frames.
+    key: Option<crate::auth::ApiKey>,
 }
 
 impl StreamState {
@@ -133,6 +137,7 @@ impl StreamState {
             failure: None,
             started,
             first_chunk: None,
+            key: None,
         }
     }
 
@@ -230,7 +235,10 @@ impl StreamState {
 
     fn fail(&mut self, error: Error) -> StreamEvent {
         self.end();
-        StreamEvent::Fail(error)
+        match &self.key {
+            Some(key) => StreamEvent::Fail(crate::redact::Redact::redact(error, key)),
+            None => StreamEvent::Fail(error),
+        }
     }
 
     /// The response's ids (`X-Request-Id` …) and content-expiry answer.
