@@ -589,6 +589,7 @@ impl Endpoint for TtsRequest {
         let response = check_status(response)?;
         let info = ResponseInfo::from_headers(response.headers());
         let content_type = header_str(response.headers(), "content-type").unwrap_or_default();
+        let encoding = header_str(response.headers(), "content-encoding");
         let body = response.into_body();
         if content_type.starts_with("application/json") {
             let shown = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
@@ -603,6 +604,12 @@ impl Endpoint for TtsRequest {
                 "the server returned an empty audio body",
             ));
         }
+        check_audio_body(
+            self.effective_format(),
+            &content_type,
+            encoding.as_deref(),
+            &body,
+        )?;
         Ok(Audio {
             data: body,
             format: self.effective_format(),
@@ -904,6 +911,54 @@ pub(crate) fn validate_correlation_id(
         ));
     }
     Ok(())
+}
+
+/// Refuses a 2xx body that is not the audio that was asked for: a captive portal's HTML
+/// page, a `text/plain` note, a compressed blob, a WAV without its RIFF header, an MP3
+/// without a frame sync or ID3 tag, 16-bit PCM of odd length. Saving such a body as
+/// `out.wav` would be a silent failure; the error quotes its first bytes, escaped.
+fn check_audio_body(
+    format: OutputFormat,
+    content_type: &str,
+    encoding: Option<&str>,
+    body: &[u8],
+) -> Result<(), Error> {
+    let problem = if let Some(encoding) = encoding.filter(|e| !e.eq_ignore_ascii_case("identity")) {
+        Some(format!(
+            "a `{encoding}`-encoded body (the SDK asks for plain audio)"
+        ))
+    } else if content_type.starts_with("text/") {
+        Some(format!("a `{content_type}` body"))
+    } else {
+        match format {
+            OutputFormat::Wav
+                if !(body.len() >= 12 && &body[..4] == b"RIFF" && &body[8..12] == b"WAVE") =>
+            {
+                Some("a body without a RIFF/WAVE header".to_owned())
+            }
+            OutputFormat::Mp3
+                if !(body.starts_with(b"ID3")
+                    || (body.len() >= 2 && body[0] == 0xFF && body[1] & 0xE0 == 0xE0)) =>
+            {
+                Some("a body without an MP3 frame sync or ID3 tag".to_owned())
+            }
+            OutputFormat::Pcm if !body.len().is_multiple_of(2) => Some(format!(
+                "{} bytes, an odd length for 16-bit PCM",
+                body.len()
+            )),
+            _ => None,
+        }
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => {
+            let start = String::from_utf8_lossy(&body[..body.len().min(48)]).into_owned();
+            Err(Error::decode(
+                "synthesis response",
+                format!("expected {format} audio, got {problem}; it starts with {start:?}"),
+            ))
+        }
+    }
 }
 
 #[cfg(test)]

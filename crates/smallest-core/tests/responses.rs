@@ -39,11 +39,56 @@ fn tts_every_format_keeps_its_format_and_rate() {
             let request = TtsRequest::new("a", "meher")
                 .output_format(format)
                 .sample_rate(hz);
-            let audio = synthesize(&request, PCM);
+            // A body that looks like the format asked for (the core checks that).
+            let body = match format {
+                OutputFormat::Wav => [&b"RIFF\x24\0\0\0WAVEfmt "[..], PCM].concat(),
+                OutputFormat::Mp3 => [&b"\xff\xf3\xc4\xc4"[..], PCM].concat(),
+                _ => PCM.to_vec(),
+            };
+            let audio = synthesize(&request, &body);
             assert_eq!(audio.format(), format);
             assert_eq!(audio.sample_rate(), hz);
-            assert_eq!(audio.bytes().as_ref(), PCM);
+            assert_eq!(audio.bytes().as_ref(), &body[..]);
         }
+    }
+}
+
+#[test]
+fn tts_refuses_a_success_that_is_not_the_audio_asked_for() {
+    type Case<'a> = (OutputFormat, &'a [(&'a str, &'a str)], &'a [u8], &'a str);
+    let cases: [Case<'_>; 6] = [
+        (
+            OutputFormat::Wav,
+            &[("content-type", "text/html")],
+            b"<html>\x1b[31mLog in</html>",
+            "text/html",
+        ),
+        (
+            OutputFormat::Pcm,
+            &[("content-type", "text/plain")],
+            b"ok\r\n",
+            "text/plain",
+        ),
+        (
+            OutputFormat::Wav,
+            &[("content-encoding", "gzip")],
+            b"\x1f\x8b\x08\0RIFF",
+            "gzip",
+        ),
+        (OutputFormat::Wav, &[], PCM, "RIFF/WAVE"),
+        (OutputFormat::Mp3, &[], PCM, "frame sync"),
+        (OutputFormat::Pcm, &[], &PCM[..7], "odd length"),
+    ];
+    for (format, headers, body, why) in cases {
+        let e = TtsRequest::new("a", "meher")
+            .output_format(format)
+            .from_http_response(response(200, headers, body))
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, Error::Decode { .. }), "{format}: {e:?}");
+        assert!(text.contains(why), "{format}: {text}");
+        // The first bytes are quoted with control characters escaped.
+        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
     }
 }
 
