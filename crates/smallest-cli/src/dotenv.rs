@@ -10,29 +10,15 @@ const KNOWN: &[&str] = &[
     "SMALLEST_BASE_URL",
     "SMALLEST_CA_CERT",
     "SMALLEST_MAX_RETRIES",
+    "SMALLEST_TIMEOUT",
 ];
 
-/// Parses `.env` text into `(key, value)` pairs. Accepts `export KEY=value`, `#`
-/// comments, and single- or double-quoted values.
+/// Parses `.env` text into `(key, value)` pairs with `dotenvy` (the parser other tools
+/// share: `export`, `#` comments after a value, single and double quotes, escapes). A
+/// line it cannot parse is skipped.
 pub(crate) fn parse(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                return None;
-            }
-            let line = line.strip_prefix("export ").unwrap_or(line);
-            let (key, value) = line.split_once('=')?;
-            let key = key.trim();
-            let value = value.trim();
-            let value = match value.as_bytes() {
-                [b'"', .., b'"'] | [b'\'', .., b'\''] if value.len() >= 2 => {
-                    &value[1..value.len() - 1]
-                }
-                _ => value.split(" #").next().unwrap_or(value).trim(),
-            };
-            Some((key.to_owned(), value.to_owned()))
-        })
+    dotenvy::from_read_iter(text.as_bytes())
+        .filter_map(Result::ok)
         .collect()
 }
 
@@ -54,18 +40,18 @@ impl Env {
         Env { dotenv }
     }
 
-    /// The variable from the environment, else from `.env`; empty values count as unset.
+    /// The variable from the environment, else from `.env`. An empty value counts as
+    /// unset in either place, so `SMALLEST_API_KEY=` in the shell does not hide `.env`.
     pub(crate) fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key)
-            .ok()
-            .or_else(|| {
-                self.dotenv
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.clone())
-            })
-            .filter(|v| !v.trim().is_empty())
+        let set = |v: &String| !v.trim().is_empty();
+        std::env::var(key).ok().filter(set).or_else(|| {
+            self.dotenv
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .filter(set)
+        })
     }
 }
 
@@ -77,7 +63,7 @@ mod tests {
     fn parses_the_usual_forms() {
         let pairs = parse(
             "# comment\nSMALLEST_API_KEY=sk_1\nexport SMALLEST_BASE_URL=\"http://127.0.0.1:9\"\n\
-             X='a b'\nY=plain # trailing\nnot a pair\n",
+             X='a b'\nY=plain # trailing\nnot a pair\nZ=\"quoted\" # comment\n",
         );
         assert_eq!(
             pairs,
@@ -86,6 +72,7 @@ mod tests {
                 ("SMALLEST_BASE_URL".into(), "http://127.0.0.1:9".into()),
                 ("X".into(), "a b".into()),
                 ("Y".into(), "plain".into()),
+                ("Z".into(), "quoted".into()),
             ]
         );
     }

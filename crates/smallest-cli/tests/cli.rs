@@ -728,3 +728,28 @@ fn a_silent_server_ends_the_command_at_the_timeout_instead_of_hanging() {
         "{help}"
     );
 }
+
+#[test]
+fn a_quoted_dotenv_key_with_a_comment_works_and_an_empty_variable_does_not_hide_it() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let dir = workdir("dotenv-quoted");
+    std::fs::write(
+        dir.join(".env"),
+        format!(
+            "SMALLEST_API_KEY=\"{KEY}\" # from the console\nexport SMALLEST_BASE_URL='{}'\n",
+            emulator.base_url()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_smallest"))
+        .current_dir(&dir)
+        .args(["voices", "--json"])
+        .env("SMALLEST_API_KEY", "")
+        .env_remove("SMALLEST_BASE_URL")
+        .env_remove("SMALLEST_CA_CERT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains(KEY));
+}
