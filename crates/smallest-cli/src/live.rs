@@ -248,10 +248,10 @@ impl Transcripts {
         if t.is_final {
             self.interim.clear();
             if !text.is_empty() {
-                outln!("{text}");
+                outln!("{}", crate::output::safe_line(text));
             }
         } else if !text.is_empty() {
-            self.interim.draw_tail(text);
+            self.interim.draw_tail(&crate::output::safe_line(text));
         }
     }
 

@@ -206,7 +206,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli, env)) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", output::safe(&message));
             ExitCode::FAILURE
         }
     }
@@ -465,7 +465,7 @@ fn print_transcription(transcription: &Transcription) {
             transcription.request_id.as_deref().unwrap_or("unknown")
         );
     } else {
-        outln!("{}", transcription.transcription);
+        outln!("{}", output::safe_line(&transcription.transcription));
     }
 }
 

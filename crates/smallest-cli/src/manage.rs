@@ -315,8 +315,17 @@ fn print_json(value: &impl serde::Serialize) -> Result<ExitCode, String> {
 
 /// A plain left-aligned table; columns sized to their widest cell.
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    // Every cell is server text (names, ids, tags): shown with control characters escaped.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|c| crate::output::safe_line(c).into_owned())
+                .collect()
+        })
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }

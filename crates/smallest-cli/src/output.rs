@@ -223,3 +223,50 @@ mod tests {
         assert!(err.contains("pcm, wav, ulaw or alaw"), "{err}");
     }
 }
+
+/// Text a server wrote, made safe for a terminal: every control character (ESC, BEL,
+/// CR, a newline …) is shown escaped (`\u{1b}`), so a message, a transcript or a voice
+/// name cannot move the cursor, recolour the terminal or forge a line.
+pub(crate) fn safe_line(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |_| true)
+}
+
+/// [`safe_line`] for a whole message of ours that quotes a server: line breaks and tabs
+/// stay, every other control character is escaped.
+pub(crate) fn safe(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |c| c != '\n' && c != '\t')
+}
+
+fn escape_controls(text: &str, escape: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() && escape(c);
+    if !text.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if bad(c) {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod safe_tests {
+    use super::{safe, safe_line};
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(safe_line("plain text"), "plain text");
+        assert_eq!(
+            safe_line("a\x1b[31mb\x07\r\n"),
+            "a\\u{1b}[31mb\\u{7}\\u{d}\\u{a}"
+        );
+        assert_eq!(
+            safe("line one\nline\x1b two\t!"),
+            "line one\nline\\u{1b} two\t!"
+        );
+    }
+}

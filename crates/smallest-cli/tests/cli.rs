@@ -753,3 +753,55 @@ fn a_quoted_dotenv_key_with_a_comment_works_and_an_empty_variable_does_not_hide_
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains(KEY));
 }
+
+/// A server on 127.0.0.1 that answers every request (at most 4, for 30 s) with `reply`.
+fn canned_server(reply: String) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        let mut served = 0;
+        while Instant::now() < until && served < 4 {
+            let Ok((socket, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            served += 1;
+            socket.set_nonblocking(false).unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut reader = BufReader::new(socket.try_clone().unwrap());
+            for _ in 0..100 {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let mut socket = socket;
+            let _ = socket.write_all(reply.as_bytes());
+        }
+    });
+    url
+}
+
+#[test]
+fn server_text_reaches_the_terminal_with_its_control_characters_escaped() {
+    let dir = workdir("escapes");
+    let body = r#"{"message":"bad key \u001b[2J\u0007\r forged line"}"#;
+    let url = canned_server(format!(
+        "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    let out = smallest(&dir, None, Some(KEY), &["--base-url", &url, "voices"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("bad key"), "{err}");
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{7}') && !err.contains('\r'),
+        "{err:?}"
+    );
+    assert!(err.contains("\\u{1b}"), "{err:?}");
+}
