@@ -276,6 +276,7 @@ fn build_client(config: Config, global: &Global, env: &Env) -> Result<Client, St
             None => Duration::from_secs(60),
         },
     };
+    let _ = SERVER.set(config.base_url().to_owned());
     let mut builder = Client::builder(config)
         .idle_timeout(idle)
         .retry_policy(RetryPolicy::default().with_max_retries(max_retries))
@@ -318,8 +319,42 @@ fn read_pem_certificates(path: &Path) -> Result<Vec<Vec<u8>>, String> {
 
 /// Renders an SDK error for a person: the message (with the API's hint) and the
 /// field-level detail of a validation body.
+/// The base URL the command talks to, for errors that happen before an answer.
+static SERVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn explain(e: &Error) -> String {
     let mut out = e.to_string();
+    // A transport failure says little by itself ("client error (Connect)"): add each
+    // cause once, then what to do about the usual ones.
+    let mut source = std::error::Error::source(e);
+    let mut seen = vec![out.clone()];
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !seen.iter().any(|s| s.contains(&text)) {
+            out.push_str(": ");
+            out.push_str(&text);
+            seen.push(text);
+        }
+        source = cause.source();
+    }
+    if matches!(e, Error::Transport { .. } | Error::Timeout { .. })
+        && let Some(server) = SERVER.get()
+    {
+        out.push_str(&format!(" (server: {server})"));
+    }
+    let lower = out.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        out.push_str(
+            "\n  the server's certificate is not trusted: for a private CA or a local emulator, \
+             pass its certificate with --ca-cert FILE (or SMALLEST_CA_CERT)",
+        );
+    } else if lower.contains("connection refused") {
+        out.push_str(
+            "\n  nothing listens at that address: check --base-url (or SMALLEST_BASE_URL)",
+        );
+    } else if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
+        out.push_str("\n  that port does not speak TLS: try http:// for a plain-HTTP server");
+    }
     if let Some(api) = e.api() {
         for issue in api.issues() {
             if !issue.options.is_empty() {

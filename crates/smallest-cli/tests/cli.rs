@@ -805,3 +805,43 @@ fn server_text_reaches_the_terminal_with_its_control_characters_escaped() {
     );
     assert!(err.contains("\\u{1b}"), "{err:?}");
 }
+
+#[test]
+fn a_connection_failure_shows_its_cause_the_server_and_the_fix() {
+    let dir = workdir("causes");
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = format!("http://127.0.0.1:{port}");
+    let out = smallest(
+        &dir,
+        None,
+        Some(KEY),
+        &["--base-url", &refused, "--max-retries", "0", "voices"],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.to_ascii_lowercase().contains("refused"), "{err}");
+    assert!(
+        err.contains(&refused) && err.contains("--base-url"),
+        "{err}"
+    );
+
+    let emulator = Emulator::builder().key(KEY).tls(true).spawn().unwrap();
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["--max-retries", "0", "voices"],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("certificate") && err.contains("--ca-cert"),
+        "{err}"
+    );
+    assert!(!err.contains(KEY));
+}
