@@ -499,6 +499,39 @@ fn print_transcription(transcription: &Transcription) {
             "accepted for asynchronous processing (request id {})",
             transcription.request_id.as_deref().unwrap_or("unknown")
         );
+    } else if !transcription.utterances.is_empty()
+        && transcription.utterances.iter().any(|u| u.speaker.is_some())
+    {
+        // --diarize: who said what, when.
+        for u in &transcription.utterances {
+            let who = u.speaker.map_or("?".to_owned(), |s| s.to_string());
+            outln!(
+                "[{:>7.2}–{:>7.2}] speaker {who}: {}",
+                u.start,
+                u.end,
+                output::safe_line(&u.text)
+            );
+        }
+    } else if !transcription.words.is_empty() {
+        // --word-timestamps: one word a line, with its times.
+        outln!("{}", output::safe_line(&transcription.transcription));
+        for w in &transcription.words {
+            let who = w
+                .speaker
+                .map(|s| format!("  speaker {s}"))
+                .unwrap_or_default();
+            outln!(
+                "{:>8.2} {:>8.2}  {}{who}",
+                w.start,
+                w.end,
+                output::safe_line(&w.word)
+            );
+        }
+    } else if transcription.transcription.trim().is_empty() {
+        eprintln!(
+            "warning: the transcript is empty: no speech was recognized (is the file audio, in \
+             the language given with --language?)"
+        );
     } else {
         outln!("{}", output::safe_line(&transcription.transcription));
     }

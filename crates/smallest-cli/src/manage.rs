@@ -108,6 +108,13 @@ pub(crate) async fn voices(client: &Client, args: VoicesArgs) -> Result<ExitCode
     if args.json {
         return print_json(&chosen);
     }
+    if chosen.is_empty() {
+        eprintln!(
+            "no voice matched (of {}); list them all with `smallest voices`",
+            voices.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let rows = chosen
         .iter()
         .map(|v| {

@@ -845,3 +845,55 @@ fn a_connection_failure_shows_its_cause_the_server_and_the_fix() {
     );
     assert!(!err.contains(KEY));
 }
+
+#[test]
+fn quiet_results_say_so_and_timestamps_are_printed_without_json() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let dir = workdir("quiet");
+    ok(
+        &dir,
+        &emulator,
+        &["tts", "Two words.", "-o", "two.wav", "--format", "wav"],
+    );
+    let words = ok(&dir, &emulator, &["stt", "two.wav", "--word-timestamps"]);
+    let lines: Vec<&str> = words.lines().collect();
+    assert!(lines.len() >= 3, "{words}");
+    assert!(
+        lines[1]
+            .trim_start()
+            .starts_with(|c: char| c.is_ascii_digit()),
+        "{words}"
+    );
+    assert!(words.contains("Two") && words.contains("words"), "{words}");
+
+    // One second of silence: nothing is recognized, and the command says so.
+    let mut silence = hound::WavWriter::create(
+        dir.join("silence.wav"),
+        hound::WavSpec {
+            channels: 1,
+            sample_rate: 16000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        },
+    )
+    .unwrap();
+    for _ in 0..16000 {
+        silence.write_sample(0i16).unwrap();
+    }
+    silence.finalize().unwrap();
+    let out = smallest(&dir, Some(&emulator), Some(KEY), &["stt", "silence.wav"]);
+    assert!(text(&out.stderr).contains("empty"), "{}", text(&out.stderr));
+
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["voices", "--gender", "robot"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no voice matched"),
+        "{}",
+        text(&out.stderr)
+    );
+}
