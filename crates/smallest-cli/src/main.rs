@@ -98,10 +98,13 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct TtsArgs {
-    /// The text to speak (with --live: none, the lines of stdin are spoken).
+    /// The text to speak; `-` reads it from stdin (with --live: none, the lines of stdin
+    /// are spoken).
     #[arg(required_unless_present = "live", conflicts_with = "live")]
     text: Option<String>,
-    /// Where to write the audio.
+    /// Where to write the audio; `-` is stdout. A `.wav` name gets a WAV file whatever
+    /// the --format (pcm, ulaw and alaw get a header); `.pcm`, `.raw`, `.ulaw`, `.alaw`
+    /// get the bytes as they are.
     #[arg(short, long)]
     output: PathBuf,
     /// Stream the audio over Server-Sent Events and write it as it arrives, with
@@ -399,8 +402,16 @@ async fn tts(client: &Client, args: TtsArgs) -> Result<ExitCode, String> {
                 .to_owned(),
         );
     };
+    let text = if text == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| format!("cannot read the text from stdin: {e}"))?;
+        text
+    } else {
+        text
+    };
     let format = format_for(&args.output, args.format.as_deref())?;
-    let mut request = TtsRequest::new(text, args.voice).output_format(format);
+    let mut request = TtsRequest::new(text.trim(), args.voice).output_format(format);
     if let Some(model) = &args.model {
         request = request.model(TtsModel::parse(model));
     }
@@ -419,22 +430,52 @@ async fn tts(client: &Client, args: TtsArgs) -> Result<ExitCode, String> {
             .output
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("wav"));
-        let wav = format == OutputFormat::Wav || (format == OutputFormat::Pcm && wav_file);
+        let wav = format == OutputFormat::Wav
+            || (wav_file
+                && matches!(
+                    format,
+                    OutputFormat::Pcm | OutputFormat::Ulaw | OutputFormat::Alaw
+                ));
         return stream::tts_stream(client, request, &args.output, wav).await;
     }
     let audio = client.synthesize(&request).await.map_err(|e| explain(&e))?;
-    std::fs::write(&args.output, audio.bytes())
-        .map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
+    // The container follows the file name: headerless audio into a `.wav` gets a header.
+    let wav_file = args
+        .output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("wav"));
+    let (bytes, container) = match audio.format() {
+        OutputFormat::Pcm | OutputFormat::Ulaw | OutputFormat::Alaw if wav_file => {
+            (audio.to_wav().map_err(|e| explain(&e))?, "in a WAV file")
+        }
+        OutputFormat::Wav | OutputFormat::Mp3 => (audio.bytes().clone(), "as sent"),
+        _ => (audio.bytes().clone(), "raw, no header"),
+    };
+    let to_stdout = args.output.as_os_str() == "-";
+    if to_stdout {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        out.write_all(&bytes)
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("cannot write the audio to stdout: {e}"))?;
+    } else {
+        std::fs::write(&args.output, &bytes)
+            .map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
+    }
     let duration = audio
         .duration()
         .map(|d| format!(", {:.2} s", d.as_secs_f64()))
         .unwrap_or_default();
     eprintln!(
-        "wrote {} ({}, {} Hz{duration}, {} bytes)",
-        args.output.display(),
+        "wrote {} ({} {container}, {} Hz{duration}, {} bytes)",
+        if to_stdout {
+            "stdout".to_owned()
+        } else {
+            args.output.display().to_string()
+        },
         audio.format(),
         audio.sample_rate(),
-        audio.bytes().len()
+        bytes.len()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -897,3 +897,61 @@ fn quiet_results_say_so_and_timestamps_are_printed_without_json() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_container_follows_the_file_name_and_dash_means_stdin_and_stdout() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let dir = workdir("container");
+    for format in ["pcm", "ulaw", "alaw"] {
+        let file = format!("x-{format}.wav");
+        let out = smallest(
+            &dir,
+            Some(&emulator),
+            Some(KEY),
+            &[
+                "tts",
+                "Hello.",
+                "-o",
+                &file,
+                "--format",
+                format,
+                "--sample-rate",
+                "16000",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("in a WAV file"),
+            "{}",
+            text(&out.stderr)
+        );
+        let reader = hound::WavReader::open(dir.join(&file));
+        assert!(
+            reader.is_ok() || format != "pcm",
+            "{format}: {:?}",
+            reader.err()
+        );
+        let bytes = std::fs::read(dir.join(&file)).unwrap();
+        assert_eq!(&bytes[..4], b"RIFF", "{format}");
+    }
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["tts", "Raw.", "-o", "x.pcm"],
+    );
+    assert!(text(&out.stderr).contains("raw"), "{}", text(&out.stderr));
+
+    let out = smallest_with_stdin(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["tts", "-", "-o", "-"],
+        Some("Text from stdin.\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(&out.stdout[..4], b"RIFF");
+    std::fs::write(dir.join("piped.wav"), &out.stdout).unwrap();
+    let heard = ok(&dir, &emulator, &["stt", "piped.wav"]);
+    assert_eq!(heard.trim(), "Text from stdin.");
+}
