@@ -314,7 +314,7 @@ pub(crate) async fn tts_live(client: &Client, args: &TtsArgs) -> Result<ExitCode
     let mut lines = 0;
     let mut problems = Vec::new();
     let mut closed = None;
-    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut interrupt = std::pin::pin!(crate::signal::terminated());
     loop {
         tokio::select! {
             _ = &mut interrupt => {

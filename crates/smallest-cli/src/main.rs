@@ -37,6 +37,7 @@ mod live;
 mod manage;
 mod output;
 mod progress;
+mod signal;
 mod stream;
 
 use dotenv::Env;
@@ -210,7 +211,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(message) => {
             eprintln!("error: {}", output::safe(&message));
-            ExitCode::FAILURE
+            // Ended by a signal: say which, the way a killed process does.
+            signal::exit_status().map_or(ExitCode::FAILURE, ExitCode::from)
         }
     }
 }

@@ -54,7 +54,7 @@ pub(crate) async fn tts_stream(
     let mut status = StatusLine::stderr();
     // The seconds of audio received; `None` for MP3, whose chunks do not say.
     let mut seconds = Some(Duration::ZERO);
-    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut interrupt = std::pin::pin!(crate::signal::terminated());
     loop {
         let next = tokio::select! {
             next = stream.next_chunk() => next,

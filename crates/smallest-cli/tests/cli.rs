@@ -955,3 +955,71 @@ fn the_container_follows_the_file_name_and_dash_means_stdin_and_stdout() {
     let heard = ok(&dir, &emulator, &["stt", "piped.wav"]);
     assert_eq!(heard.trim(), "Text from stdin.");
 }
+
+#[cfg(unix)]
+#[test]
+fn sigterm_and_sighup_leave_no_partial_file_and_exit_like_a_killed_process() {
+    use smallest_emulator::{Fault, FaultRule};
+    for (signal, status) in [("-TERM", 143), ("-HUP", 129), ("-INT", 130)] {
+        let emulator = Emulator::builder()
+            .key(KEY)
+            .fault(FaultRule::new(
+                "/waves/v1/tts/live",
+                Fault::StallBody {
+                    after_bytes: 2000,
+                    duration: Duration::from_secs(20),
+                },
+            ))
+            .spawn()
+            .unwrap();
+        let dir = workdir(&format!("signal{status}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_smallest"))
+            .current_dir(&dir)
+            .args([
+                "tts",
+                "A sentence that takes a while.",
+                "-o",
+                "out.wav",
+                "--stream",
+            ])
+            .env("SMALLEST_API_KEY", KEY)
+            .env("SMALLEST_BASE_URL", emulator.base_url())
+            .env_remove("SMALLEST_CA_CERT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait (bounded) until the audio is being written to the part file.
+        let started = Instant::now();
+        while !dir.join("out.wav.part").exists() && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(dir.join("out.wav.part").exists(), "{signal}: no part file");
+        let killed = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let waited = Instant::now();
+        let code = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status.code();
+            }
+            if waited.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("{signal}: the command did not end");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(code, Some(status), "{signal}");
+        assert!(
+            !dir.join("out.wav.part").exists(),
+            "{signal}: the part file stayed"
+        );
+        assert!(
+            !dir.join("out.wav").exists(),
+            "{signal}: a partial file took the name"
+        );
+    }
+}
