@@ -9,6 +9,10 @@
 //! As a WAV, the header goes first with placeholder sizes (`0xFFFFFFFF`), and the real
 //! sizes are patched in (by seeking back) before the rename: the core's [`WavSizes`]
 //! does the bookkeeping.
+//!
+//! A target that exists and is not a regular file (`/dev/stdout`, a FIFO, a symlink) or
+//! `-` (stdout) is written straight to, never replaced: a WAV there keeps its
+//! placeholder sizes (players read them as "until the end").
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -31,14 +35,38 @@ pub(crate) enum Container {
 }
 
 /// A file being written from a stream; see the module documentation.
-#[derive(Debug)]
 pub(crate) struct AudioFile {
     path: PathBuf,
     part: PathBuf,
     /// `None` once finished (renamed) or abandoned.
-    file: Option<File>,
+    file: Option<Out>,
     sizes: Option<WavSizes>,
     audio_bytes: u64,
+    /// Bytes written, header included (what a stream's length is).
+    written: u64,
+}
+
+/// Where the bytes go: a part file renamed at the end, or straight to the target.
+enum Out {
+    Part(File),
+    Straight(Box<dyn Write + Send>),
+}
+
+impl std::fmt::Debug for AudioFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioFile")
+            .field("path", &self.path)
+            .field("straight", &matches!(self.file, Some(Out::Straight(_))))
+            .field("audio_bytes", &self.audio_bytes)
+            .finish()
+    }
+}
+
+/// Whether `path` is to be written straight to: `-`, or an existing target that is not
+/// a regular file (a device, a FIFO, a symlink), which a rename would replace.
+fn straight(path: &Path) -> bool {
+    path.as_os_str() == "-"
+        || std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file())
 }
 
 impl AudioFile {
@@ -56,14 +84,27 @@ impl AudioFile {
             }
         };
         let part = part_path(path);
-        let file =
-            File::create(&part).map_err(|e| format!("cannot create {}: {e}", part.display()))?;
+        let out = if path.as_os_str() == "-" {
+            Out::Straight(Box::new(std::io::stdout()))
+        } else if straight(path) {
+            let target = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            Out::Straight(Box::new(target))
+        } else {
+            Out::Part(
+                File::create(&part)
+                    .map_err(|e| format!("cannot create {}: {e}", part.display()))?,
+            )
+        };
         let mut this = AudioFile {
             path: path.to_owned(),
             part,
-            file: Some(file),
+            file: Some(out),
             sizes,
             audio_bytes: 0,
+            written: 0,
         };
         if let Some(header) = header {
             this.write_all(&header)?;
@@ -89,8 +130,14 @@ impl AudioFile {
     /// The audio is complete: patches the WAV sizes, flushes, and renames the part file
     /// onto the target. Returns the file's length.
     pub(crate) fn finish(mut self) -> Result<u64, String> {
-        let Some(mut file) = self.file.take() else {
-            return Err(format!("{} was already closed", self.part.display()));
+        let mut file = match self.file.take() {
+            None => return Err(format!("{} was already closed", self.part.display())),
+            Some(Out::Straight(mut out)) => {
+                out.flush()
+                    .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+                return Ok(self.written);
+            }
+            Some(Out::Part(file)) => file,
         };
         let result = self.complete(&mut file);
         drop(file);
@@ -131,18 +178,20 @@ impl AudioFile {
     }
 
     fn write_all(&mut self, data: &[u8]) -> Result<(), String> {
-        let Some(file) = &mut self.file else {
-            return Err(format!("{} was already closed", self.part.display()));
+        let result = match &mut self.file {
+            None => return Err(format!("{} was already closed", self.part.display())),
+            Some(Out::Part(file)) => file.write_all(data),
+            Some(Out::Straight(out)) => out.write_all(data),
         };
-        file.write_all(data)
-            .map_err(|e| format!("cannot write {}: {e}", self.part.display()))
+        self.written += data.len() as u64;
+        result.map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
 }
 
 impl Drop for AudioFile {
     /// Unfinished: the partial audio is removed.
     fn drop(&mut self) {
-        if let Some(file) = self.file.take() {
+        if let Some(Out::Part(file)) = self.file.take() {
             drop(file);
             let _ = std::fs::remove_file(&self.part);
         }

@@ -1023,3 +1023,63 @@ fn sigterm_and_sighup_leave_no_partial_file_and_exit_like_a_killed_process() {
         );
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_stream_into_a_symlink_a_fifo_or_stdout_writes_through_and_replaces_nothing() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let dir = workdir("through");
+    // A symlink: the audio lands in the file it points at; the link stays a link.
+    std::fs::write(dir.join("real.wav"), b"old").unwrap();
+    let _ = std::fs::remove_file(dir.join("link.wav"));
+    std::os::unix::fs::symlink(dir.join("real.wav"), dir.join("link.wav")).unwrap();
+    ok(
+        &dir,
+        &emulator,
+        &["tts", "Through a link.", "-o", "link.wav", "--stream"],
+    );
+    let link = std::fs::symlink_metadata(dir.join("link.wav")).unwrap();
+    assert!(link.file_type().is_symlink());
+    let real = std::fs::read(dir.join("real.wav")).unwrap();
+    assert_eq!(&real[..4], b"RIFF");
+
+    // A FIFO: read by another thread while the command writes; it stays a FIFO.
+    let fifo = dir.join("pipe.wav");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    ok(
+        &dir,
+        &emulator,
+        &["tts", "Through a pipe.", "-o", "pipe.wav", "--stream"],
+    );
+    let piped = reader.join().unwrap();
+    assert_eq!(&piped[..4], b"RIFF");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+
+    // `-`: stdout.
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["tts", "To stdout.", "-o", "-", "--stream"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(&out.stdout[..4], b"RIFF");
+    assert!(!dir.join("-").exists() && !dir.join("-.part").exists());
+}
