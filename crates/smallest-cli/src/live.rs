@@ -285,6 +285,9 @@ pub(crate) async fn tts_live(client: &Client, args: &TtsArgs) -> Result<ExitCode
     if let Some(language) = &args.language {
         config = config.language(Language::from_wire(language.trim()));
     }
+    for id in &args.pronunciation_dicts {
+        config = config.pronunciation_dict(id.trim());
+    }
     let sample_rate = config.effective_sample_rate();
     config.validate().map_err(|e| e.to_string())?;
     let container = if wav {

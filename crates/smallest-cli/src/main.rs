@@ -73,6 +73,10 @@ struct Global {
     /// The longest a whole call may take, retries included, in seconds (default: none).
     #[arg(long, global = true, value_name = "SECS")]
     total_timeout: Option<f64>,
+    /// Allow a plain `http://` base URL that is not loopback: the key then travels
+    /// unencrypted. Only for a trusted network (a local proxy, a test rig).
+    #[arg(long, global = true)]
+    allow_insecure_http: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -134,6 +138,10 @@ struct TtsArgs {
     /// 0.5 to 2.0.
     #[arg(long)]
     speed: Option<f32>,
+    /// A pronunciation dictionary to apply (an id from `smallest dicts create`); repeat
+    /// for several.
+    #[arg(long = "pronunciation-dict", value_name = "ID")]
+    pronunciation_dicts: Vec<String>,
     /// A language code the model speaks (e.g. en, hi, auto).
     #[arg(long)]
     language: Option<String>,
@@ -244,14 +252,18 @@ fn client(global: &Global, env: &Env) -> Result<Client, String> {
 
 fn build_client(config: Config, global: &Global, env: &Env) -> Result<Client, String> {
     let mut config = config;
+    if global.allow_insecure_http {
+        config = config.allow_insecure_http();
+    }
     if let Some(url) = global
         .base_url
         .clone()
         .or_else(|| env.get("SMALLEST_BASE_URL"))
     {
-        config = config
-            .with_base_url(url.trim())
-            .map_err(|e| e.to_string())?;
+        config = config.with_base_url(url.trim()).map_err(|e| {
+            e.to_string()
+                .replace("Config::allow_insecure_http()", "--allow-insecure-http")
+        })?;
     }
     let max_retries = match global.max_retries {
         Some(n) => n,
@@ -348,6 +360,12 @@ fn explain(e: &Error) -> String {
         out.push_str(&format!(" (server: {server})"));
     }
     let lower = out.to_ascii_lowercase();
+    if e.api().is_some_and(|a| {
+        a.message().to_ascii_lowercase().contains("voice")
+            || a.issues().iter().any(|i| i.path.contains("voice"))
+    }) {
+        out.push_str("\n  list the voices you can use with `smallest voices`");
+    }
     if lower.contains("certificate") || lower.contains("unknownissuer") {
         out.push_str(
             "\n  the server's certificate is not trusted: for a private CA or a local emulator, \
@@ -425,6 +443,9 @@ async fn tts(client: &Client, args: TtsArgs) -> Result<ExitCode, String> {
     }
     if let Some(language) = &args.language {
         request = request.language(Language::from_wire(language.trim()));
+    }
+    for id in &args.pronunciation_dicts {
+        request = request.pronunciation_dict(id.trim());
     }
     if args.stream {
         // A WAV file from `--format wav` (or a .wav file), or PCM into a .wav file.

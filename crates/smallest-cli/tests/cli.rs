@@ -1083,3 +1083,67 @@ fn a_stream_into_a_symlink_a_fifo_or_stdout_writes_through_and_replaces_nothing(
     assert_eq!(&out.stdout[..4], b"RIFF");
     assert!(!dir.join("-").exists() && !dir.join("-.part").exists());
 }
+
+#[test]
+fn pronunciation_dicts_insecure_http_and_unknown_voices_from_the_command_line() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let dir = workdir("flags");
+    let id = ok(&dir, &emulator, &["dicts", "create", "mysql=my-sequel"]);
+    let id = id.trim();
+    ok(
+        &dir,
+        &emulator,
+        &[
+            "tts",
+            "I use mysql.",
+            "-o",
+            "d.wav",
+            "--pronunciation-dict",
+            id,
+        ],
+    );
+    // The emulator speaks the respelled text: its transcript shows the dictionary applied.
+    let heard = ok(&dir, &emulator, &["stt", "d.wav"]);
+    assert!(heard.contains("my-sequel"), "{heard}");
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &[
+            "tts",
+            "Hi.",
+            "-o",
+            "e.wav",
+            "--pronunciation-dict",
+            "no_such_dict",
+        ],
+    );
+    assert!(
+        text(&out.stderr).contains("no_such_dict"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The core's advice names the CLI's flag.
+    let out = smallest(
+        &dir,
+        None,
+        Some(KEY),
+        &["--base-url", "http://10.0.0.1:9", "voices"],
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--allow-insecure-http") && !err.contains("Config::"),
+        "{err}"
+    );
+
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["tts", "Hi.", "-o", "v.wav", "--voice", "nobody_at_all"],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("smallest voices"), "{err}");
+}
