@@ -298,11 +298,14 @@ fn build_client(config: Config, global: &Global, env: &Env) -> Result<Client, St
         .idle_timeout(idle)
         .retry_policy(RetryPolicy::default().with_max_retries(max_retries))
         .on_retry(|notice| {
+            // One line: the first line of the error, control characters escaped.
+            let error = notice.error.to_string();
+            let error = error.lines().next().unwrap_or_default();
             eprintln!(
                 "retrying in {:.1} s (attempt {} failed: {})",
                 notice.delay.as_secs_f64(),
                 notice.attempt,
-                notice.error
+                output::safe_line(error)
             );
         });
     let ca = global
@@ -339,8 +342,38 @@ fn read_pem_certificates(path: &Path) -> Result<Vec<Vec<u8>>, String> {
 /// The base URL the command talks to, for errors that happen before an answer.
 static SERVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// The flag of the CLI that sets an API field, for messages about it.
+fn flag_for(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "sample_rate" => "--sample-rate",
+        "voice_id" => "--voice",
+        "speed" => "--speed",
+        "language" => "--language",
+        "model" => "--model",
+        "output_format" => "--format",
+        "text" => "the text",
+        "display_name" | "name" => "--name",
+        "pronunciation_dicts" => "--pronunciation-dict",
+        "keywords" => "--keyword",
+        "encoding" => "--encoding",
+        _ => return None,
+    })
+}
+
 fn explain(e: &Error) -> String {
-    let mut out = e.to_string();
+    let mut out = match e.validation() {
+        // Refused locally: name the flag the user typed, not the API's field.
+        Some(v) => match flag_for(v.field()) {
+            Some(flag) => format!(
+                "invalid {flag} (the API's {}): {}; {}",
+                v.field(),
+                v.value(),
+                v.allowed()
+            ),
+            None => e.to_string(),
+        },
+        None => e.to_string(),
+    };
     // A transport failure says little by itself ("client error (Connect)"): add each
     // cause once, then what to do about the usual ones.
     let mut source = std::error::Error::source(e);

@@ -1147,3 +1147,21 @@ fn pronunciation_dicts_insecure_http_and_unknown_voices_from_the_command_line() 
     assert!(!out.status.success());
     assert!(err.contains("smallest voices"), "{err}");
 }
+
+#[test]
+fn a_refused_value_is_named_by_the_flag_that_set_it() {
+    let dir = workdir("flag-names");
+    let out = smallest(
+        &dir,
+        None,
+        Some(KEY),
+        &["tts", "Hi.", "-o", "a.wav", "--sample-rate", "12345"],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--sample-rate") && err.contains("12345"),
+        "{err}"
+    );
+    assert!(!err.contains("`sample_rate`"), "{err}");
+}
