@@ -2,7 +2,8 @@
 //!
 //! - `ci`: exactly what `.ci/run` runs — fmt, clippy `-D warnings`, the README's test
 //!   command (`cargo test --workspace`: unit, integration and doc tests), rustdoc with
-//!   warnings denied, and the dependency-purity checks.
+//!   warnings denied, `cargo package` of every publishable crate, and the
+//!   dependency-purity checks.
 //! - `purity`: only the dependency-purity checks.
 //! - `bench`: the benchmarks (release builds): decode throughput, then the `#[ignore]`d
 //!   measurement tests of the scenarios crate (time to first chunk, peak memory of long
@@ -79,6 +80,7 @@ fn ci() -> Result<(), String> {
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    package()?;
     purity()
 }
 
@@ -225,6 +227,25 @@ fn fuzz(cap: Option<&str>) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Packages every publishable crate the way `cargo publish` would (workspace packaging,
+/// so the path dependencies between our crates resolve before any is published). Not
+/// verified by a rebuild: the test step already built every crate.
+fn package() -> Result<(), String> {
+    let args = [
+        "package",
+        "--workspace",
+        "--exclude",
+        "smallest-tests",
+        "--exclude",
+        "xtask",
+        "--no-verify",
+        // What is checked is the manifests and what goes into each package, not
+        // whether the work tree is committed (a developer runs this before committing).
+        "--allow-dirty",
+    ];
+    step("package", &args, &[])
 }
 
 fn purity() -> Result<(), String> {
