@@ -129,6 +129,12 @@ fn the_key_is_in_no_log_record_at_trace_level() {
                     if tls { "https" } else { "http" }
                 );
             }
+            // The SDK's own events are in the capture too: a span per call, its attempts.
+            assert!(
+                log.contains("smallest.call") && log.contains("attempt=1"),
+                "{}: no SDK event was recorded",
+                api.name()
+            );
         }
         streams_uploads_and_live_sessions(&emulator);
         for api in clients(&emulator, CANARY) {

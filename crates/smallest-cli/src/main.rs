@@ -77,6 +77,10 @@ struct Global {
     /// unencrypted. Only for a trusted network (a local proxy, a test rig).
     #[arg(long, global = true)]
     allow_insecure_http: bool,
+    /// Show what the SDK does on stderr: `-v` each call, attempt, retry and slot wait;
+    /// `-vv` more. Never the key, the text or the audio.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,8 +205,28 @@ struct DemoArgs {
     output: Option<PathBuf>,
 }
 
+/// `-v`/`-vv`: the SDK's events (target `smallest`, which carries no key and no
+/// content) to stderr. The libraries' own logs stay off, so the TRACE key-leak guard is
+/// never tripped by a verbose run.
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let level = match verbose {
+        0 => return,
+        1 => tracing_subscriber::filter::LevelFilter::DEBUG,
+        _ => tracing_subscriber::filter::LevelFilter::TRACE,
+    };
+    let filter = tracing_subscriber::filter::Targets::new().with_target("smallest", level);
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .finish()
+        .with(filter);
+    let _ = tracing_subscriber::util::SubscriberInitExt::try_init(subscriber);
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing(cli.global.verbose);
     let env = Env::load(Path::new("."));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

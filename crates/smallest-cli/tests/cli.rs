@@ -1165,3 +1165,29 @@ fn a_refused_value_is_named_by_the_flag_that_set_it() {
     );
     assert!(!err.contains("`sample_rate`"), "{err}");
 }
+
+#[test]
+fn verbose_shows_each_call_and_attempt_and_never_the_key_or_the_text() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let dir = workdir("verbose");
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["-v", "tts", "Secret words.", "-o", "v.wav"],
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("smallest.call") && err.contains("attempt=1") && err.contains("status=200"),
+        "{err}"
+    );
+    assert!(!err.contains(KEY) && !err.contains("Secret words"), "{err}");
+    let quiet = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["tts", "Quiet.", "-o", "q.wav"],
+    );
+    assert!(!text(&quiet.stderr).contains("smallest.call"));
+}

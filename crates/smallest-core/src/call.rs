@@ -298,6 +298,9 @@ pub struct Call<O: Operation> {
     retries: Retries,
     slot: Option<TtsPermit>,
     state: State<O::Output>,
+    /// `smallest.call`: method, path; its events carry attempt, status, durations.
+    span: tracing::Span,
+    started: Option<Instant>,
 }
 
 enum State<T> {
@@ -330,6 +333,8 @@ impl<O: Operation> Call<O> {
             retries: Retries::new(options, seed),
             slot: None,
             state: State::Start,
+            span: tracing::Span::none(),
+            started: None,
         }
     }
 
@@ -340,17 +345,34 @@ impl<O: Operation> Call<O> {
 
     /// What to do next.
     pub fn poll(&mut self, now: Instant, _wall: SystemTime) -> Next<O::Output> {
+        self.started.get_or_insert(now);
+        let span = self.span.clone();
+        let _in = span.enter();
         loop {
             match std::mem::replace(&mut self.state, State::Sent) {
                 State::Start => match self.op.request(&self.config) {
                     // Refused before queueing for a slot: nothing waits for a bad request.
                     Err(e) => self.finish(Err(e)),
+                    Ok(request)
+                        if self.span.is_none()
+                            && tracing::enabled!(target: "smallest", tracing::Level::DEBUG) =>
+                    {
+                        // Never the key, the text or the audio: the method and the path.
+                        self.span = tracing::debug_span!(
+                            target: "smallest",
+                            "smallest.call",
+                            method = %request.method(),
+                            path = request.uri().path(),
+                        );
+                        return self.poll_after_span(request, now);
+                    }
                     Ok(request) if self.op.uses_tts_slot() && self.slot.is_none() => {
                         self.state = State::NeedSlot(request);
                     }
                     Ok(request) => self.state = State::Ready(Some(request)),
                 },
                 State::NeedSlot(request) => {
+                    tracing::debug!(target: "smallest", "waiting for a TTS slot");
                     let wait = self.retries.options.tts_limiter().acquire();
                     self.state = State::NeedSlot(request);
                     return Next::TakeSlot(wait);
@@ -367,6 +389,7 @@ impl<O: Operation> Call<O> {
                         },
                     };
                     self.retries.begin(now);
+                    tracing::debug!(target: "smallest", attempt = self.retries.attempts, "sending");
                     self.state = State::Sent;
                     return Next::Send(request);
                 }
@@ -375,6 +398,16 @@ impl<O: Operation> Call<O> {
                     return Next::Sleep(delay);
                 }
                 State::Finished(result) => {
+                    let elapsed_ms = self.elapsed_ms(now);
+                    match &result {
+                        Some(Ok(_)) => {
+                            tracing::debug!(target: "smallest", attempts = self.retries.attempts, elapsed_ms, "done")
+                        }
+                        Some(Err(e)) => {
+                            tracing::debug!(target: "smallest", attempts = self.retries.attempts, elapsed_ms, error = kind(e), "failed")
+                        }
+                        None => {}
+                    }
                     self.state = State::Finished(None);
                     return match result {
                         Some(Ok(output)) => Next::Done(output),
@@ -396,6 +429,7 @@ impl<O: Operation> Call<O> {
     pub fn slot_taken(&mut self, slot: TtsPermit) {
         match std::mem::replace(&mut self.state, State::Sent) {
             State::NeedSlot(request) => {
+                tracing::debug!(target: "smallest", parent: &self.span, "TTS slot taken");
                 self.slot = Some(slot);
                 self.state = State::Ready(Some(request));
             }
@@ -420,6 +454,13 @@ impl<O: Operation> Call<O> {
         if !matches!(self.state, State::Sent) {
             return None;
         }
+        tracing::debug!(
+            target: "smallest",
+            parent: &self.span,
+            status = head.status.as_u16(),
+            request_id = head.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
+            "response head"
+        );
         if let Some(output) = self.op.decide_from_head(&head) {
             self.finish(Ok(output));
             return None;
@@ -481,8 +522,19 @@ impl<O: Operation> Call<O> {
     }
 
     fn failed(&mut self, error: Error, now: Instant, wall: SystemTime) {
+        let what = kind(&error);
         match self.retries.after(error, now, wall) {
-            Ok(delay) => self.state = State::Backoff(delay),
+            Ok(delay) => {
+                tracing::info!(
+                    target: "smallest",
+                    parent: &self.span,
+                    attempt = self.retries.attempts,
+                    delay_ms = delay.as_millis() as u64,
+                    error = what,
+                    "retrying"
+                );
+                self.state = State::Backoff(delay);
+            }
             Err(e) => self.finish(Err(e)),
         }
     }
@@ -496,6 +548,25 @@ impl<O: Operation> Call<O> {
             self.slot = None;
         }
         self.state = State::Finished(Some(result));
+    }
+
+    fn elapsed_ms(&self, now: Instant) -> u64 {
+        self.started
+            .map_or(0, |s| now.saturating_duration_since(s).as_millis() as u64)
+    }
+
+    /// The first step once the call's span exists: the same as `poll` from the start,
+    /// with the request already built.
+    fn poll_after_span(&mut self, request: Request<Bytes>, now: Instant) -> Next<O::Output> {
+        let span = self.span.clone();
+        let _in = span.enter();
+        self.state = if self.op.uses_tts_slot() && self.slot.is_none() {
+            State::NeedSlot(request)
+        } else {
+            State::Ready(Some(request))
+        };
+        drop(_in);
+        self.poll(now, SystemTime::UNIX_EPOCH)
     }
 
     /// Hands over the TTS slot the call holds (a stream keeps it after the call opened it).
@@ -525,6 +596,22 @@ impl<O: Operation> fmt::Debug for Call<O> {
             .field("attempts", &self.retries.attempts)
             .field("holds_slot", &self.slot.is_some())
             .finish()
+    }
+}
+
+/// What kind of failure, for events: never the server's text (which may quote the key).
+pub(crate) fn kind(e: &Error) -> String {
+    match e {
+        Error::Api(a) => format!("api {}", a.status().as_u16()),
+        Error::Timeout { phase, .. } => format!("timeout: {phase}"),
+        Error::Transport { request_sent, .. } => {
+            format!("transport (request sent: {request_sent})")
+        }
+        Error::BodyLimit { limit, .. } => format!("body over {limit} bytes"),
+        Error::Validation(v) => format!("invalid {}", v.field()),
+        Error::Decode { what, .. } => format!("decode {what}"),
+        Error::Stream { .. } => "stream".to_owned(),
+        Error::Config(_) => "config".to_owned(),
     }
 }
 

@@ -152,6 +152,7 @@ impl<S: LiveSession> LiveDriver<S> {
             .take()
             .or_else(|| self.session.poll_outgoing())?;
         if matches!(frame, WsMessage::Close(_)) && self.close_sent.is_none() {
+            tracing::debug!(target: "smallest", "live session: close sent");
             self.close_sent = Some(now);
         }
         Some(frame)
@@ -176,6 +177,7 @@ impl<S: LiveSession> LiveDriver<S> {
         }
         if self.session.is_closed() {
             self.ended = true;
+            tracing::debug!(target: "smallest", holds_slot = self.slot.is_some(), "live session ended");
             self.slot = None;
             return Some(LiveItem::End);
         }
@@ -225,6 +227,7 @@ impl<S: LiveSession> LiveDriver<S> {
                 .is_some_and(|at| now >= at)
         {
             // The server never answered the close: the connection is over all the same.
+            tracing::debug!(target: "smallest", "live session: no answer to the close");
             self.close_sent = None;
             self.handle_dropped(now);
         }
@@ -245,6 +248,7 @@ impl<S: LiveSession> LiveDriver<S> {
         if self.session.is_closed() {
             return;
         }
+        tracing::debug!(target: "smallest", "live session: the connection ended");
         if let Err(e) = self.session.handle_message(WsMessage::Close(None), now) {
             self.errors.push_back(e);
         }
@@ -255,6 +259,7 @@ impl<S: LiveSession> LiveDriver<S> {
         if self.session.is_closed() && self.ended {
             return;
         }
+        tracing::info!(target: "smallest", error = crate::call::kind(&error), "live session failed");
         self.errors.push_back(error);
         self.handle_dropped(now);
     }

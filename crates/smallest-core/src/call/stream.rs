@@ -229,6 +229,15 @@ impl StreamState {
 
     /// The stream is over: free the slot now rather than when the stream is dropped.
     fn end(&mut self) {
+        if self.phase != Phase::Done {
+            tracing::debug!(
+                target: "smallest",
+                chunks = self.decoder.chunks(),
+                audio_bytes = self.decoder.audio_bytes(),
+                complete = self.decoder.is_done() && !self.decoder.is_failed(),
+                "stream ended"
+            );
+        }
         self.phase = Phase::Done;
         self.slot = None;
     }
