@@ -196,6 +196,21 @@ struct EmulatorArgs {
     /// Serve HTTPS with a fresh local CA (its PEM path is printed on stderr).
     #[arg(long)]
     tls: bool,
+    /// With --tls: also write the CA certificate (PEM) to FILE.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    ca_out: Option<PathBuf>,
+    /// A valid key that gets 403 on TTS and STT (repeatable).
+    #[arg(long = "forbidden-key", value_name = "KEY")]
+    forbidden_keys: Vec<String>,
+    /// In-flight TTS requests per key before a 429.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    tts_concurrency: usize,
+    /// Extra processing time per TTS request, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    tts_latency_ms: u64,
+    /// The STT upload limit in bytes (default 262144000 = 250 MB).
+    #[arg(long, value_name = "N")]
+    max_upload_bytes: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -693,7 +708,17 @@ async fn health(global: &Global, env: &Env) -> Result<ExitCode, String> {
 }
 
 async fn emulator(args: EmulatorArgs, env: &Env) -> Result<ExitCode, String> {
-    let mut builder = Emulator::builder().port(args.port).tls(args.tls);
+    let mut builder = Emulator::builder()
+        .port(args.port)
+        .tls(args.tls)
+        .tts_concurrency(args.tts_concurrency)
+        .tts_latency(Duration::from_millis(args.tts_latency_ms));
+    if let Some(max) = args.max_upload_bytes {
+        builder = builder.max_upload_bytes(max);
+    }
+    for key in &args.forbidden_keys {
+        builder = builder.forbidden_key(key.clone());
+    }
     let mut keys = args.keys;
     if keys.is_empty()
         && let Some(key) = env.get("SMALLEST_API_KEY")
@@ -715,7 +740,11 @@ async fn emulator(args: EmulatorArgs, env: &Env) -> Result<ExitCode, String> {
             "smallest-emulator-ca-{}.pem",
             running.addr().port()
         ));
-        std::fs::write(&path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(&path, &pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        if let Some(out) = &args.ca_out {
+            std::fs::write(out, &pem)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        }
         eprintln!(
             "TLS: trust the emulator's CA with --ca-cert {0} (or SMALLEST_CA_CERT={0})",
             path.display()

@@ -1191,3 +1191,51 @@ fn verbose_shows_each_call_and_attempt_and_never_the_key_or_the_text() {
     );
     assert!(!text(&quiet.stderr).contains("smallest.call"));
 }
+
+#[test]
+fn the_emulator_command_takes_every_flag_of_the_emulator_binary() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smallest"))
+        .args([
+            "emulator",
+            "--port",
+            "0",
+            "--key",
+            KEY,
+            "--forbidden-key",
+            "sk_forbidden_cli_0001",
+            "--tts-concurrency",
+            "2",
+            "--tts-latency-ms",
+            "1",
+            "--max-upload-bytes",
+            "1000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first.trim().to_owned();
+    let dir = workdir("emuflags");
+    let run = |key: &str, args: &[&str]| {
+        let mut all = vec!["--base-url", url.as_str(), "--max-retries", "0"];
+        all.extend_from_slice(args);
+        smallest(&dir, None, Some(key), &all)
+    };
+    let forbidden = run("sk_forbidden_cli_0001", &["tts", "Hi.", "-o", "f.wav"]);
+    let big = {
+        std::fs::write(dir.join("big.wav"), vec![0u8; 4000]).unwrap();
+        run(KEY, &["stt", "big.wav"])
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        text(&forbidden.stderr).contains("403"),
+        "{}",
+        text(&forbidden.stderr)
+    );
+    assert!(text(&big.stderr).contains("413"), "{}", text(&big.stderr));
+}
