@@ -16,46 +16,13 @@ use smallest_core::call::{Call, Next, Operation, StreamEvent, StreamState, Uploa
 use smallest_core::limiter::{Acquire, TtsLimiter, TtsPermit};
 use smallest_core::retry::RetryPolicy;
 use smallest_core::{
-    ApiKey, ClientBuilder, ClientOptions, Config, Error, FromOptions, GetVoiceCatalog, Health,
-    OutputFormat, SttLanguage, TimeoutPhase, TranscribeRequest, TtsRequest,
+    ApiKey, ClientBuilder, Config, Error, GetVoiceCatalog, Health, OutputFormat, SttLanguage,
+    TimeoutPhase, TranscribeRequest, TtsRequest,
 };
 
-struct Probe(ClientOptions);
+mod common;
 
-impl FromOptions for Probe {
-    fn from_options(_: Config, options: ClientOptions) -> Result<Self, Error> {
-        Ok(Probe(options))
-    }
-}
-
-/// The fuzz input, read front to back; zeros once it runs out.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.byte(), self.byte()])
-    }
-
-    fn bytes(&mut self, n: usize) -> &[u8] {
-        let (taken, rest) = self.0.split_at(n.min(self.0.len()));
-        self.0 = rest;
-        taken
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+use common::{Input, Probe};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

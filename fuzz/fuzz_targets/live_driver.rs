@@ -15,51 +15,13 @@ use smallest_core::limiter::TtsLimiter;
 use smallest_core::live::{LiveDriver, LiveItem};
 use smallest_core::ws::{CloseFrame, LiveSession, WsMessage};
 use smallest_core::{
-    ApiKey, ClientBuilder, ClientOptions, Config, Error, FromOptions, SttLanguage, SttLiveConfig,
-    SttLiveEvent, SttLiveSession, TimeoutPhase, TtsLiveConfig, TtsLiveEvent, TtsLiveSession,
+    ApiKey, ClientBuilder, Config, Error, SttLanguage, SttLiveConfig, SttLiveEvent, SttLiveSession,
+    TimeoutPhase, TtsLiveConfig, TtsLiveEvent, TtsLiveSession,
 };
 
-struct Probe(ClientOptions);
+mod common;
 
-impl FromOptions for Probe {
-    fn from_options(_: Config, options: ClientOptions) -> Result<Self, Error> {
-        Ok(Probe(options))
-    }
-}
-
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.byte(), self.byte()])
-    }
-
-    fn bytes(&mut self, n: usize) -> &[u8] {
-        let (taken, rest) = self.0.split_at(n.min(self.0.len()));
-        self.0 = rest;
-        taken
-    }
-
-    /// A short string of the input, as text (valid UTF-8, JSON-escaped by the caller).
-    fn text(&mut self) -> String {
-        let n = usize::from(self.byte() % 24);
-        String::from_utf8_lossy(self.bytes(n)).into_owned()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+use common::{Input, Probe};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
