@@ -18,6 +18,12 @@
 //!   statuses become an [`ApiError`] inside [`Error::Api`].
 //! - [`prepare`] adds the headers every request carries (`Authorization`,
 //!   `User-Agent`, `X-Source`).
+//! - Every decision a call makes is a machine here, which a transport interprets:
+//!   [`call::Call`] (retries, backoff, the total deadline, body limits, the TTS slot of
+//!   [`TtsLimiter`]), [`call::StreamState`] (an SSE synthesis), [`call::UploadOp`] and
+//!   [`call::UploadCounter`] (streamed uploads), [`live::LiveDriver`] (a live
+//!   WebSocket session). Their settings are one [`ClientOptions`], set with one
+//!   [`ClientBuilder`], with the same meaning on every transport ([`options`]).
 //!
 //! ## Bring your own HTTP client
 //!
