@@ -99,7 +99,6 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-use std::fmt;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -180,17 +179,7 @@ where
             Next::TakeSlot(wait) => call.slot_taken(block_on(wait)),
             Next::Send(request) => {
                 let result = client.send_http(request);
-                let (now, wall) = (Instant::now(), SystemTime::now());
-                match result {
-                    Ok(response) => {
-                        let (head, body) = response.into_parts();
-                        if let Some(max) = call.handle_head(head) {
-                            let max = usize::try_from(max).unwrap_or(usize::MAX);
-                            call.handle_body(body.slice(..body.len().min(max)), now, wall);
-                        }
-                    }
-                    Err(e) => call.handle_failure(e, now, wall),
-                }
+                call.handle_response(result, Instant::now(), SystemTime::now());
             }
             Next::Sleep(delay) => std::thread::sleep(delay),
             Next::Done(output) => return Ok(output),
@@ -242,22 +231,15 @@ enum Outgoing<'a> {
     Reader(stream::UploadReader<'a>),
 }
 
-impl Client {
-    smallest_net::client_basics!();
-
-    /// Runs any operation the core describes: the core's [`Call`] machine decides
-    /// (slot, retries, limits); this method sends, reads and sleeps as it is told.
-    pub fn send<E: Endpoint + ?Sized>(&self, endpoint: &E) -> Result<E::Output, Error> {
-        let call = Call::new(
-            endpoint,
-            &self.inner.config,
-            &self.options,
-            smallest_net::seed(),
-        );
-        self.drive(call, |bytes| Ok(Outgoing::Bytes(bytes)))
-            .map(|(output, _, _)| output)
+impl Outgoing<'_> {
+    fn whole(bytes: Bytes) -> Self {
+        Outgoing::Bytes(bytes)
     }
+}
 
+smallest_net::client_basics!();
+
+impl Client {
     /// Interprets a call machine. `body` makes the body of each attempt from the
     /// request's. Returns the output and, when the head decided the call (a stream that
     /// starts), the unread body.
@@ -408,15 +390,6 @@ impl FromOptions for Client {
             }),
             options,
         })
-    }
-}
-
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("config", &self.inner.config)
-            .field("options", &self.options)
-            .finish_non_exhaustive()
     }
 }
 

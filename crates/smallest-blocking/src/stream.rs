@@ -60,7 +60,7 @@ impl Client {
             &self.options,
             smallest_net::seed(),
         );
-        let (decoder, body, call) = self.drive(call, |b| Ok(Outgoing::Bytes(b)))?;
+        let (decoder, body, call) = self.drive(call, |b| Ok(Outgoing::whole(b)))?;
         let body = body.ok_or_else(|| Error::Config("the stream opened without a body".into()))?;
         let limits = call.limits();
         Ok(AudioStream {

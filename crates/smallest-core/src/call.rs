@@ -514,6 +514,30 @@ impl<O: Operation> Call<O> {
         }
     }
 
+    /// The outcome of an exchange that read the whole response at once (an
+    /// [`HttpSend`]-style client): the head and at most the allowed part of the body go
+    /// to [`handle_head`](Self::handle_head) and [`handle_body`](Self::handle_body), a
+    /// failure to [`handle_failure`](Self::handle_failure).
+    ///
+    /// [`HttpSend`]: https://docs.rs/smallest-blocking/latest/smallest_blocking/trait.HttpSend.html
+    pub fn handle_response(
+        &mut self,
+        result: Result<Response<Bytes>, Error>,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        match result {
+            Ok(response) => {
+                let (head, body) = response.into_parts();
+                if let Some(max) = self.handle_head(head) {
+                    let max = usize::try_from(max).unwrap_or(usize::MAX);
+                    self.handle_body(body.slice(..body.len().min(max)), now, wall);
+                }
+            }
+            Err(e) => self.handle_failure(e, now, wall),
+        }
+    }
+
     /// The attempt failed: a connection error, a time limit, a body cut short.
     pub fn handle_failure(&mut self, error: Error, now: Instant, wall: SystemTime) {
         if matches!(self.state, State::Sent | State::Reading { .. }) {

@@ -121,30 +121,12 @@ where
             Next::Send(request) => {
                 let deadline = call.limits().deadline;
                 let result = within(deadline, client.send_http(request)).await;
-                let (now, wall) = (Instant::now(), SystemTime::now());
-                match result {
-                    Ok(response) => {
-                        let (head, body) = response.into_parts();
-                        if let Some(max) = call.handle_head(head) {
-                            call.handle_body(clip(body, max), now, wall);
-                        }
-                    }
-                    Err(e) => call.handle_failure(e, now, wall),
-                }
+                call.handle_response(result, Instant::now(), SystemTime::now());
             }
             Next::Sleep(delay) => tokio::time::sleep(delay).await,
             Next::Done(output) => return Ok(output),
             Next::Fail(error) => return Err(error),
         }
-    }
-}
-
-fn clip(body: Bytes, max: u64) -> Bytes {
-    let max = usize::try_from(max).unwrap_or(usize::MAX);
-    if body.len() > max {
-        body.slice(..max)
-    } else {
-        body
     }
 }
 
@@ -163,23 +145,9 @@ struct Inner {
     ws_tls: Arc<rustls::ClientConfig>,
 }
 
+smallest_net::client_basics!();
+
 impl Client {
-    smallest_net::client_basics!();
-
-    /// Runs any operation the core describes: the core's [`Call`] machine decides
-    /// (slot, retries, limits); this method sends, reads and sleeps as it is told.
-    pub async fn send<E: Endpoint + ?Sized>(&self, endpoint: &E) -> Result<E::Output, Error> {
-        let call = Call::new(
-            endpoint,
-            &self.inner.config,
-            &self.options,
-            smallest_net::seed(),
-        );
-        self.drive(call, |bytes| Ok(Outgoing::full(bytes)))
-            .await
-            .map(|(output, _, _)| output)
-    }
-
     /// Interprets a call machine. `body` makes the body of each attempt from the
     /// request's (a whole body, or a fresh upload). Returns the output and, when the
     /// head decided the call (a stream that starts), the unread body.
@@ -288,7 +256,7 @@ impl HttpSend for Client {
         let bodies = self.options.body_limits();
         let max_body = bodies.json.max(bodies.audio).saturating_add(1);
         let (parts, incoming) = self
-            .head(request.map(Outgoing::full), &limits)
+            .head(request.map(Outgoing::whole), &limits)
             .await?
             .into_parts();
         let body = read_body(incoming, max_body, &limits).await?;
@@ -326,15 +294,6 @@ impl FromOptions for Client {
     }
 }
 
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("config", &self.inner.config)
-            .field("options", &self.options)
-            .finish_non_exhaustive()
-    }
-}
-
 /// The body of one attempt, and for an upload, word of when it was handed over whole
 /// and why reading its source failed.
 struct Outgoing {
@@ -344,7 +303,7 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    fn full(bytes: Bytes) -> Self {
+    fn whole(bytes: Bytes) -> Self {
         Outgoing {
             body: full_body(bytes),
             sent: None,

@@ -64,7 +64,7 @@ impl Client {
             &self.options,
             smallest_net::seed(),
         );
-        let (decoder, body, call) = self.drive(call, |b| Ok(Outgoing::full(b))).await?;
+        let (decoder, body, call) = self.drive(call, |b| Ok(Outgoing::whole(b))).await?;
         let body = body.ok_or_else(|| Error::Config("the stream opened without a body".into()))?;
         Ok(AudioStream {
             body,

@@ -4,62 +4,84 @@
 //! methods with their docs; moving between the transports is adding or removing
 //! `.await`.
 
-/// The constructors and accessors of a client: `new`, `from_env`, `builder`, `config`,
-/// `options`, `with_retry_policy`, `tts_limiter`.
+/// The constructors and accessors of a client (`new`, `from_env`, `builder`, `config`,
+/// `options`, `with_retry_policy`, `tts_limiter`) and its `Debug`, which shows the
+/// configuration (key redacted) and the options.
 ///
-/// The invoking `impl Client` has fields `inner` (with a `config: Config`) and
+/// The invoking module's `Client` has fields `inner` (with a `config: Config`) and
 /// `options: ClientOptions`, and a `ClientBuilder` alias in scope.
 #[macro_export]
 macro_rules! client_basics {
     () => {
-        /// A client for `config` with the default options.
-        pub fn new(config: Config) -> Result<Client, Error> {
-            Client::builder(config).build()
-        }
+        impl Client {
+            /// A client for `config` with the default options.
+            pub fn new(config: Config) -> Result<Client, Error> {
+                Client::builder(config).build()
+            }
 
-        /// A client configured from `SMALLEST_API_KEY` and, when set, `SMALLEST_BASE_URL`.
-        pub fn from_env() -> Result<Client, Error> {
-            Client::new(Config::from_env()?)
-        }
+            /// A client configured from `SMALLEST_API_KEY` and, when set, `SMALLEST_BASE_URL`.
+            pub fn from_env() -> Result<Client, Error> {
+                Client::new(Config::from_env()?)
+            }
 
-        /// A builder, for extra roots, time and body limits, retries and TTS slots.
-        pub fn builder(config: Config) -> ClientBuilder {
-            ClientBuilder::new(config)
-        }
+            /// A builder, for extra roots, time and body limits, retries and TTS slots.
+            pub fn builder(config: Config) -> ClientBuilder {
+                ClientBuilder::new(config)
+            }
 
-        /// The configuration.
-        pub fn config(&self) -> &Config {
-            &self.inner.config
-        }
+            /// The configuration.
+            pub fn config(&self) -> &Config {
+                &self.inner.config
+            }
 
-        /// The options (their meaning and defaults: [`smallest_core::options`]).
-        pub fn options(&self) -> &ClientOptions {
-            &self.options
-        }
+            /// The options (their meaning and defaults: [`smallest_core::options`]).
+            pub fn options(&self) -> &ClientOptions {
+                &self.options
+            }
 
-        /// The same client (same pool, same TTS slots) with another retry policy, e.g.
-        /// `client.with_retry_policy(RetryPolicy::none())` for one call without retries.
-        pub fn with_retry_policy(&self, policy: RetryPolicy) -> Client {
-            Client {
-                inner: self.inner.clone(),
-                options: self.options.with_retry_policy(policy),
+            /// The same client (same pool, same TTS slots) with another retry policy, e.g.
+            /// `client.with_retry_policy(RetryPolicy::none())` for one call without retries.
+            pub fn with_retry_policy(&self, policy: RetryPolicy) -> Client {
+                Client {
+                    inner: self.inner.clone(),
+                    options: self.options.with_retry_policy(policy),
+                }
+            }
+
+            /// The account's TTS slots this client queues on.
+            pub fn tts_limiter(&self) -> &TtsLimiter {
+                self.options.tts_limiter()
             }
         }
 
-        /// The account's TTS slots this client queues on.
-        pub fn tts_limiter(&self) -> &TtsLimiter {
-            self.options.tts_limiter()
+        impl std::fmt::Debug for Client {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("Client")
+                    .field("config", &self.inner.config)
+                    .field("options", &self.options)
+                    .finish_non_exhaustive()
+            }
         }
     };
 }
 
 /// The endpoint methods of a client, each a call of the client's `send`.
 ///
-/// The invoking `impl` has a `send(&self, &E: Endpoint)` method, and the usual request
-/// and response types of the API in scope (`TtsRequest`, `Audio`, `Error` …).
+/// The invoking `impl Client` has a `drive(call, body)` interpreter of the core's `Call`
+/// and an `Outgoing::whole(bytes)` request body, and the usual request and response
+/// types of the API in scope (`Endpoint`, `TtsRequest`, `Audio`, `Error` …).
 #[macro_export]
 macro_rules! endpoint_methods {
     (async: [$($async:tt)*], await: [$($await:tt)*]) => {
+            /// Runs any operation the core describes: the core's
+            /// [`Call`]($crate::core::call::Call) machine decides (slot, retries, limits);
+            /// the transport sends, reads and sleeps as it is told.
+            pub $($async)* fn send<E: Endpoint + ?Sized>(&self, endpoint: &E) -> Result<E::Output, Error> {
+                let call = $crate::core::call::Call::new(endpoint, &self.inner.config, &self.options, $crate::seed());
+                self.drive(call, |bytes| Ok(Outgoing::whole(bytes)))$($await)*
+                    .map(|(output, _, _)| output)
+            }
+
             /// `POST /waves/v1/tts`: synthesizes speech in one piece (at most
             /// [`max_audio_bytes`]($crate::core::ClientBuilder::max_audio_bytes) of it; longer audio streams
             /// with [`synthesize_stream`](Self::synthesize_stream)).
