@@ -346,33 +346,29 @@ impl<O: Operation> Call<O> {
     /// What to do next.
     pub fn poll(&mut self, now: Instant, _wall: SystemTime) -> Next<O::Output> {
         self.started.get_or_insert(now);
-        let span = self.span.clone();
-        let _in = span.enter();
         loop {
             match std::mem::replace(&mut self.state, State::Sent) {
                 State::Start => match self.op.request(&self.config) {
                     // Refused before queueing for a slot: nothing waits for a bad request.
                     Err(e) => self.finish(Err(e)),
-                    Ok(request)
-                        if self.span.is_none()
-                            && tracing::enabled!(target: "smallest", tracing::Level::DEBUG) =>
-                    {
-                        // Never the key, the text or the audio: the method and the path.
+                    Ok(request) => {
+                        // The call's span: never the key, the text or the audio, only the
+                        // method and the path. Its events name it as their parent.
                         self.span = tracing::debug_span!(
                             target: "smallest",
                             "smallest.call",
                             method = %request.method(),
                             path = request.uri().path(),
                         );
-                        return self.poll_after_span(request, now);
+                        self.state = if self.op.uses_tts_slot() && self.slot.is_none() {
+                            State::NeedSlot(request)
+                        } else {
+                            State::Ready(Some(request))
+                        };
                     }
-                    Ok(request) if self.op.uses_tts_slot() && self.slot.is_none() => {
-                        self.state = State::NeedSlot(request);
-                    }
-                    Ok(request) => self.state = State::Ready(Some(request)),
                 },
                 State::NeedSlot(request) => {
-                    tracing::debug!(target: "smallest", "waiting for a TTS slot");
+                    tracing::debug!(target: "smallest", parent: &self.span, "waiting for a TTS slot");
                     let wait = self.retries.options.tts_limiter().acquire();
                     self.state = State::NeedSlot(request);
                     return Next::TakeSlot(wait);
@@ -389,7 +385,7 @@ impl<O: Operation> Call<O> {
                         },
                     };
                     self.retries.begin(now);
-                    tracing::debug!(target: "smallest", attempt = self.retries.attempts, "sending");
+                    tracing::debug!(target: "smallest", parent: &self.span, attempt = self.retries.attempts, "sending");
                     self.state = State::Sent;
                     return Next::Send(request);
                 }
@@ -401,10 +397,10 @@ impl<O: Operation> Call<O> {
                     let elapsed_ms = self.elapsed_ms(now);
                     match &result {
                         Some(Ok(_)) => {
-                            tracing::debug!(target: "smallest", attempts = self.retries.attempts, elapsed_ms, "done")
+                            tracing::debug!(target: "smallest", parent: &self.span, attempts = self.retries.attempts, elapsed_ms, "done")
                         }
                         Some(Err(e)) => {
-                            tracing::debug!(target: "smallest", attempts = self.retries.attempts, elapsed_ms, error = kind(e), "failed")
+                            tracing::debug!(target: "smallest", parent: &self.span, attempts = self.retries.attempts, elapsed_ms, error = kind(e), "failed")
                         }
                         None => {}
                     }
@@ -577,20 +573,6 @@ impl<O: Operation> Call<O> {
     fn elapsed_ms(&self, now: Instant) -> u64 {
         self.started
             .map_or(0, |s| now.saturating_duration_since(s).as_millis() as u64)
-    }
-
-    /// The first step once the call's span exists: the same as `poll` from the start,
-    /// with the request already built.
-    fn poll_after_span(&mut self, request: Request<Bytes>, now: Instant) -> Next<O::Output> {
-        let span = self.span.clone();
-        let _in = span.enter();
-        self.state = if self.op.uses_tts_slot() && self.slot.is_none() {
-            State::NeedSlot(request)
-        } else {
-            State::Ready(Some(request))
-        };
-        drop(_in);
-        self.poll(now, SystemTime::UNIX_EPOCH)
     }
 
     /// Hands over the TTS slot the call holds (a stream keeps it after the call opened it).

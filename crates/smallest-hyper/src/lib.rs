@@ -299,7 +299,7 @@ impl FromOptions for Client {
 struct Outgoing {
     body: HttpBody,
     sent: Option<tokio::sync::oneshot::Receiver<()>>,
-    failure: stream::SourceFailure,
+    failure: stream::UploadWatch,
 }
 
 impl Outgoing {
@@ -307,7 +307,7 @@ impl Outgoing {
         Outgoing {
             body: full_body(bytes),
             sent: None,
-            failure: stream::SourceFailure::default(),
+            failure: stream::UploadWatch::default(),
         }
     }
 }
@@ -416,7 +416,7 @@ async fn within<T>(
 
 /// Sorts a hyper-util error into a connect timeout, "never sent" (connect, DNS, TLS)
 /// and "maybe sent"; an upload whose source failed reports that failure.
-fn classify(e: hyper_util::client::legacy::Error, failure: &stream::SourceFailure) -> Error {
+fn classify(e: hyper_util::client::legacy::Error, failure: &stream::UploadWatch) -> Error {
     if let Some(read) = failure.take() {
         return read;
     }

@@ -141,15 +141,15 @@ impl Client {
 /// the error the caller sees; hyper's only says the body failed) and when it last made
 /// progress (for the idle limit on a stalled upload).
 #[derive(Clone)]
-pub(crate) struct SourceFailure(Arc<Mutex<(Option<Error>, Instant)>>);
+pub(crate) struct UploadWatch(Arc<Mutex<(Option<Error>, Instant)>>);
 
-impl Default for SourceFailure {
+impl Default for UploadWatch {
     fn default() -> Self {
-        SourceFailure(Arc::new(Mutex::new((None, Instant::now()))))
+        UploadWatch(Arc::new(Mutex::new((None, Instant::now()))))
     }
 }
 
-impl SourceFailure {
+impl UploadWatch {
     fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Error>, Instant)> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -178,7 +178,7 @@ fn upload<R: AsyncRead + Send + 'static>(
     progress: Option<ProgressHook>,
 ) -> Outgoing {
     let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
-    let failure = SourceFailure::default();
+    let failure = UploadWatch::default();
     let body = UploadBody {
         reader: Box::pin(reader),
         buf: BytesMut::new(),
@@ -199,7 +199,7 @@ struct UploadBody {
     reader: Pin<Box<dyn AsyncRead + Send>>,
     buf: BytesMut,
     counter: UploadCounter,
-    failure: SourceFailure,
+    failure: UploadWatch,
     /// Told when the whole body was handed over.
     on_end: Option<tokio::sync::oneshot::Sender<()>>,
 }
