@@ -70,6 +70,7 @@ pub mod health;
 pub mod limiter;
 pub mod live;
 pub mod options;
+pub mod proxy;
 pub mod redact;
 pub mod retry;
 pub mod sse;

@@ -37,6 +37,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::Error;
 use crate::limiter::TtsLimiter;
+use crate::proxy::Proxy;
 use crate::retry::RetryPolicy;
 
 /// The default limit on opening a connection.
@@ -127,6 +128,7 @@ pub struct ClientOptions {
     extra_roots: Arc<[Vec<u8>]>,
     live_write_buffer: usize,
     close_timeout: Duration,
+    proxy: Option<Arc<Proxy>>,
 }
 
 impl Default for ClientOptions {
@@ -140,6 +142,7 @@ impl Default for ClientOptions {
             extra_roots: Arc::from(Vec::new()),
             live_write_buffer: DEFAULT_LIVE_WRITE_BUFFER,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            proxy: None,
         }
     }
 }
@@ -185,6 +188,17 @@ impl ClientOptions {
         self.close_timeout
     }
 
+    /// The proxy encrypted connections go through (see [`crate::proxy`]).
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_deref()
+    }
+
+    /// The proxy a connection to `uri` goes through, if any: `None` for plain
+    /// `http`/`ws` and for hosts in the proxy's `NO_PROXY` list.
+    pub fn proxy_for(&self, uri: &http::Uri) -> Option<&Proxy> {
+        Proxy::for_uri(self.proxy(), uri)
+    }
+
     /// The same options with another retry policy.
     pub fn with_retry_policy(&self, policy: RetryPolicy) -> Self {
         ClientOptions {
@@ -205,6 +219,7 @@ impl fmt::Debug for ClientOptions {
             .field("extra_roots", &self.extra_roots.len())
             .field("live_write_buffer", &self.live_write_buffer)
             .field("close_timeout", &self.close_timeout)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -223,6 +238,8 @@ pub struct ClientBuilder<C> {
     config: Config,
     options: ClientOptions,
     extra_roots: Vec<Vec<u8>>,
+    /// `None`: read from the environment at `build`.
+    proxy: Option<Option<Proxy>>,
     client: PhantomData<fn() -> C>,
 }
 
@@ -233,6 +250,7 @@ impl<C: FromOptions> ClientBuilder<C> {
             config,
             options: ClientOptions::default(),
             extra_roots: Vec::new(),
+            proxy: None,
             client: PhantomData,
         }
     }
@@ -331,9 +349,34 @@ impl<C: FromOptions> ClientBuilder<C> {
         self
     }
 
+    /// Tunnels every encrypted connection (`https` calls, `wss` live sessions) through
+    /// this proxy with `CONNECT`, except to the hosts of its `NO_PROXY` list. By
+    /// default the proxy comes from the environment (`HTTPS_PROXY`, `NO_PROXY`; see
+    /// [`crate::proxy`]).
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(Some(proxy));
+        self
+    }
+
+    /// Connects directly, whatever the environment says of proxies.
+    pub fn without_proxy(mut self) -> Self {
+        self.proxy = Some(None);
+        self
+    }
+
     /// Builds the client. Opens no connection; the first request does.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unusable extra root certificate, or a proxy variable of
+    /// the environment that is not a usable proxy URL (when no proxy was chosen with
+    /// [`proxy`](Self::proxy) or [`without_proxy`](Self::without_proxy)).
     pub fn build(mut self) -> Result<C, Error> {
         self.options.extra_roots = Arc::from(std::mem::take(&mut self.extra_roots));
+        let proxy = match self.proxy.take() {
+            Some(choice) => choice,
+            None => Proxy::from_env()?,
+        };
+        self.options.proxy = proxy.map(Arc::new);
         C::from_options(self.config, self.options)
     }
 }
@@ -344,6 +387,7 @@ impl<C> fmt::Debug for ClientBuilder<C> {
             .field("config", &self.config)
             .field("options", &self.options)
             .field("extra_roots", &self.extra_roots.len())
+            .field("proxy", &self.proxy)
             .finish()
     }
 }

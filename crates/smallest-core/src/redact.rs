@@ -20,6 +20,20 @@ use crate::tts_live::TtsLiveEvent;
 /// What stands where the key was.
 pub const REDACTED: &str = "<redacted>";
 
+/// `text` with control characters replaced by `?` and cut to `max` characters (`…`
+/// marks the cut): a server's words safe to put in an error message.
+pub(crate) fn printable(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Something a server wrote, which may quote the key.
 pub trait Redact {
     /// The same, with every occurrence of `key` replaced by [`REDACTED`].

@@ -137,7 +137,15 @@ pub(crate) fn is_retryable(error: &Error) -> bool {
             408 | 500 | 502 | 503 | 504 => true,
             _ => false,
         },
-        Error::Transport { request_sent, .. } => !request_sent,
+        // A proxy that refused the tunnel (403, 407 …) refuses it again.
+        Error::Transport {
+            request_sent,
+            source,
+        } => {
+            !request_sent
+                && crate::proxy::ProxyError::find(source.as_ref())
+                    .is_none_or(crate::proxy::ProxyError::is_retryable)
+        }
         Error::Timeout { phase, .. } => *phase == TimeoutPhase::Connect,
         _ => false,
     }
