@@ -12,6 +12,7 @@
 
 pub mod hostile;
 pub mod live;
+pub mod proxy;
 
 use std::fmt;
 use std::time::Duration;
@@ -369,6 +370,14 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// with `limits` set.
 pub fn clients_with(config: Config, ca: Option<Vec<u8>>, limits: Limits) -> Vec<Box<dyn Api>> {
     let (hyper, blocking) = builders(config, ca, limits);
+    clients_from(hyper, blocking)
+}
+
+/// Both clients from their builders (hyper first).
+pub fn clients_from(
+    hyper: smallest_hyper::ClientBuilder,
+    blocking: smallest_blocking::ClientBuilder,
+) -> Vec<Box<dyn Api>> {
     vec![
         Box::new(HyperApi {
             runtime: runtime(),

@@ -282,6 +282,14 @@ pub fn live_clients_with_limits(
     limits: Limits,
 ) -> Vec<Box<dyn LiveApi>> {
     let (hyper, blocking) = builders(config, ca, limits);
+    live_clients_from(hyper, blocking)
+}
+
+/// Both clients from their builders (hyper first).
+pub fn live_clients_from(
+    hyper: smallest_hyper::ClientBuilder,
+    blocking: smallest_blocking::ClientBuilder,
+) -> Vec<Box<dyn LiveApi>> {
     vec![
         Box::new(HyperLive {
             runtime: crate::runtime(),

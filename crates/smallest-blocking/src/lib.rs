@@ -109,11 +109,15 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 use smallest_core::call::{AttemptLimits, Call, Driven, Next, Operation};
 use smallest_core::options::FromOptions;
+use smallest_core::proxy::Proxy;
 use ureq::Agent;
 use ureq::config::{AutoHeaderValue, IpFamily};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{
+    ConnectionDetails, Connector, NextTimeout, RustlsConnector, TcpConnector, Transport,
+    TransportAdapter,
+};
 
 mod live;
 pub use live::{
@@ -381,7 +385,20 @@ impl FromOptions for Client {
             .timeout_per_read(t.idle)
             .timeout_per_write(t.idle)
             .build();
-        let agent = Agent::with_parts(agent_config, DefaultConnector::new(), Literal::default());
+        let proxy = options.proxy().cloned().map(Arc::new);
+        // TCP (to the API, or to the proxy), the tunnel through the proxy, then TLS.
+        let connector = ()
+            .chain(TcpConnector::default())
+            .chain(Tunneling {
+                proxy: proxy.clone(),
+                connect: t.connect,
+            })
+            .chain(RustlsConnector::default());
+        let resolver = Literal {
+            names: DefaultResolver::default(),
+            proxy,
+        };
+        let agent = Agent::with_parts(agent_config, connector, resolver);
         Ok(Client {
             inner: Arc::new(Inner {
                 agent,
@@ -396,9 +413,13 @@ impl FromOptions for Client {
 /// ureq resolves the host of every request, pooled connection or not, and with a time
 /// limit does each lookup on a new thread. An IP literal needs no lookup: answer it
 /// here, so a warm client spawns nothing; names keep ureq's resolver and its limit.
-#[derive(Debug, Default)]
+///
+/// A connection through the proxy resolves the proxy's host instead: the proxy
+/// resolves the API's name, which the client may not be able to.
+#[derive(Debug)]
 struct Literal {
     names: DefaultResolver,
+    proxy: Option<Arc<Proxy>>,
 }
 
 impl Resolver for Literal {
@@ -408,6 +429,25 @@ impl Resolver for Literal {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let proxied;
+        let uri = match Proxy::for_uri(self.proxy.as_deref(), uri) {
+            None => uri,
+            Some(proxy) => {
+                let host = proxy.host();
+                let authority = if host.contains(':') {
+                    format!("[{host}]:{}", proxy.port())
+                } else {
+                    format!("{host}:{}", proxy.port())
+                };
+                proxied = http::Uri::builder()
+                    .scheme("http")
+                    .authority(authority)
+                    .path_and_query("/")
+                    .build()
+                    .map_err(|_| ureq::Error::InvalidProxyUrl)?;
+                &proxied
+            }
+        };
         let Some(addr) = literal_addr(uri) else {
             return self.names.resolve(uri, config, timeout);
         };
@@ -422,6 +462,50 @@ impl Resolver for Literal {
         let mut addrs = self.empty();
         addrs.push(addr);
         Ok(addrs)
+    }
+}
+
+/// Between TCP and TLS: for a connection the proxy applies to (TCP then reached the
+/// proxy, see [`Literal`]), the `CONNECT` exchange that turns it into a tunnel to the
+/// API.
+#[derive(Debug)]
+struct Tunneling {
+    proxy: Option<Arc<Proxy>>,
+    connect: Option<std::time::Duration>,
+}
+
+impl<In: Transport> Connector<In> for Tunneling {
+    type Out = In;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<In>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        let Some(proxy) = Proxy::for_uri(self.proxy.as_deref(), details.uri) else {
+            return Ok(Some(transport));
+        };
+        let host = details.uri.host().unwrap_or_default();
+        let port = details.uri.port_u16().unwrap_or(443);
+        let mut io = TransportAdapter::new(transport, details.current_time.clone());
+        io.set_timeout(details.timeout);
+        let connect = self.connect;
+        smallest_net::open_tunnel(&mut io, proxy.tunnel(host, port), |e| match connect {
+            Some(limit)
+                if e.kind() == std::io::ErrorKind::TimedOut || smallest_net::is_would_block(&e) =>
+            {
+                Error::Timeout {
+                    phase: TimeoutPhase::Connect,
+                    limit,
+                }
+            }
+            _ => Error::transport(false, e),
+        })
+        .map_err(|e| ureq::Error::Other(Box::new(e)))?;
+        Ok(Some(io.into_inner()))
     }
 }
 
@@ -441,22 +525,38 @@ fn literal_addr(uri: &http::Uri) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// The roots to trust: the Mozilla roots alone, or the Mozilla roots as full
-/// certificates (ureq's `RootCerts::Specific` takes certificates, not trust anchors)
-/// followed by each extra root, checked first by `smallest_net::tls_config` (ureq would
-/// silently skip one that is not usable).
+/// The roots to trust, as `smallest_net::tls_config` trusts them: the Mozilla roots
+/// (`webpki-roots`) as full certificates (ureq's `RootCerts::Specific` takes
+/// certificates, not trust anchors), the platform's (`native-roots`), then each extra
+/// root. `tls_config` checks them first (ureq would silently skip an unusable one, and
+/// it reports having no root at all).
 fn root_certs(extra: &[Vec<u8>]) -> Result<RootCerts, Error> {
+    smallest_net::tls_config(extra)?;
+    #[cfg(all(feature = "webpki-roots", not(feature = "native-roots")))]
     if extra.is_empty() {
         return Ok(RootCerts::WebPki);
     }
-    smallest_net::tls_config(extra)?;
-    let mozilla = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .map(|c| Certificate::from_der(c.as_ref()));
-    let extra = extra
-        .iter()
-        .map(|der| Certificate::from_der(der).to_owned());
-    Ok(RootCerts::from(mozilla.chain(extra)))
+    let mut certs: Vec<Certificate<'static>> = Vec::new();
+    #[cfg(feature = "webpki-roots")]
+    certs.extend(
+        webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref())),
+    );
+    #[cfg(feature = "native-roots")]
+    certs.extend(
+        // As `tls_config`: a platform without roots is fine when others are trusted.
+        smallest_net::native_roots()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned()),
+    );
+    certs.extend(
+        extra
+            .iter()
+            .map(|der| Certificate::from_der(der).to_owned()),
+    );
+    Ok(RootCerts::from(certs))
 }
 
 /// Reads at most `max` bytes of a body (the machine judges whether that was too much).
@@ -484,6 +584,14 @@ enum Stage {
 /// failure after (part of) the request may have reached the server.
 fn classify(e: ureq::Error, stage: Stage, limits: &AttemptLimits) -> Error {
     use ureq::Error as U;
+    // The tunnel's own errors (see `Tunneling`) pass through as they are.
+    let e = match e {
+        U::Other(inner) => match inner.downcast::<Error>() {
+            Ok(ours) => return *ours,
+            Err(inner) => U::Other(inner),
+        },
+        e => e,
+    };
     if let U::Timeout(which) = &e {
         use ureq::Timeout as T;
         let phase = match which {

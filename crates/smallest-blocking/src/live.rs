@@ -111,13 +111,21 @@ impl Client {
             })
         };
 
-        let mut tcp = connect_tcp(&host, port, limits.connect)?;
         let connect_error = |e: io::Error| match limits.connect {
             Some(limit) if smallest_net::is_would_block(&e) => Error::Timeout {
                 phase: TimeoutPhase::Connect,
                 limit,
             },
             _ => Error::transport(false, e),
+        };
+        let mut tcp = match self.options.proxy_for(request.uri()) {
+            None => connect_tcp(&host, port, limits.connect)?,
+            Some(proxy) => {
+                let mut tcp = connect_tcp(proxy.host(), proxy.port(), limits.connect)?;
+                set_timeouts(&tcp, left(), left())?;
+                smallest_net::open_tunnel(&mut tcp, proxy.tunnel(&host, port), connect_error)?;
+                tcp
+            }
         };
         let socket = if tls {
             let name = ServerName::try_from(host.clone()).map_err(|e| {

@@ -278,7 +278,10 @@ impl Bypass {
                             .is_some_and(|head| head.ends_with('.')))
             }
             Bypass::Net(net, bits, p) => {
-                port_ok(p) && host.parse::<IpAddr>().is_ok_and(|ip| in_net(ip, *net, *bits))
+                port_ok(p)
+                    && host
+                        .parse::<IpAddr>()
+                        .is_ok_and(|ip| in_net(ip, *net, *bits))
             }
         }
     }
@@ -292,7 +295,9 @@ fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     };
     match (canonical(ip), canonical(net)) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(bits.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(bits.min(32)))
+                .unwrap_or(0);
             u32::from(a) & mask == u32::from(b) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(b)) => {
@@ -401,13 +406,20 @@ impl Tunnel {
         let version = words.next().unwrap_or_default();
         let status = words.next().and_then(|s| s.parse::<u16>().ok());
         let reason = crate::redact::printable(words.next().unwrap_or_default(), 120);
-        let Some(status) = status.filter(|s| (100..600).contains(s) && version.starts_with("HTTP/1."))
+        let Some(status) =
+            status.filter(|s| (100..600).contains(s) && version.starts_with("HTTP/1."))
         else {
             let line = crate::redact::printable(status_line, 120);
-            return Err(self.fail(None, format!("answered CONNECT with {line:?}, not HTTP/1.x")));
+            return Err(self.fail(
+                None,
+                format!("answered CONNECT with {line:?}, not HTTP/1.x"),
+            ));
         };
         if !(200..300).contains(&status) {
-            return Err(self.fail(Some(status), format!("refused the tunnel: {status} {reason}")));
+            return Err(self.fail(
+                Some(status),
+                format!("refused the tunnel: {status} {reason}"),
+            ));
         }
         self.state = TunnelState::Open;
         Ok(TunnelState::Open)
@@ -415,7 +427,10 @@ impl Tunnel {
 
     /// The proxy closed the connection before its answer was complete.
     pub fn handle_eof(&self) -> Error {
-        self.fail(None, "closed the connection before answering CONNECT".to_owned())
+        self.fail(
+            None,
+            "closed the connection before answering CONNECT".to_owned(),
+        )
     }
 
     fn fail(&self, status: Option<u16>, what: String) -> Error {
@@ -507,11 +522,22 @@ mod tests {
         let p = Proxy::new("http://us%40er:p%3Ass@proxy.internal:3128/").unwrap();
         assert_eq!((p.host(), p.port()), ("proxy.internal", 3128));
         let debug = format!("{p:?}");
-        assert!(!debug.contains("p%3Ass") && !debug.contains("cDpzcw"), "{debug}");
-        let request = String::from_utf8(p.tunnel("api.smallest.ai", 443).request().to_vec()).unwrap();
+        assert!(
+            !debug.contains("p%3Ass") && !debug.contains("cDpzcw"),
+            "{debug}"
+        );
+        let request =
+            String::from_utf8(p.tunnel("api.smallest.ai", 443).request().to_vec()).unwrap();
         // base64("us@er:p:ss")
-        assert!(request.contains("Proxy-Authorization: Basic dXNAZXI6cDpzcw==\r\n"), "{request}");
-        assert!(request.starts_with("CONNECT api.smallest.ai:443 HTTP/1.1\r\nHost: api.smallest.ai:443\r\n"));
+        assert!(
+            request.contains("Proxy-Authorization: Basic dXNAZXI6cDpzcw==\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.starts_with(
+                "CONNECT api.smallest.ai:443 HTTP/1.1\r\nHost: api.smallest.ai:443\r\n"
+            )
+        );
         assert!(request.ends_with("\r\n\r\n"));
 
         let p = Proxy::new("127.0.0.1:8080").unwrap();
@@ -519,7 +545,10 @@ mod tests {
         let p = Proxy::new("http://[::1]").unwrap();
         assert_eq!((p.host(), p.port()), ("::1", 80));
         let request = String::from_utf8(p.tunnel("::1", 8443).request().to_vec()).unwrap();
-        assert!(request.starts_with("CONNECT [::1]:8443 HTTP/1.1\r\n"), "{request}");
+        assert!(
+            request.starts_with("CONNECT [::1]:8443 HTTP/1.1\r\n"),
+            "{request}"
+        );
     }
 
     #[test]
@@ -541,9 +570,17 @@ mod tests {
     #[test]
     fn the_environment_is_read_like_curl() {
         assert!(Proxy::from_vars(vars(&[])).unwrap().is_none());
-        assert!(Proxy::from_vars(vars(&[("HTTPS_PROXY", " ")])).unwrap().is_none());
+        assert!(
+            Proxy::from_vars(vars(&[("HTTPS_PROXY", " ")]))
+                .unwrap()
+                .is_none()
+        );
         // HTTP_PROXY does not apply: only encrypted connections are proxied.
-        assert!(Proxy::from_vars(vars(&[("HTTP_PROXY", "http://p:1")])).unwrap().is_none());
+        assert!(
+            Proxy::from_vars(vars(&[("HTTP_PROXY", "http://p:1")]))
+                .unwrap()
+                .is_none()
+        );
         let p = Proxy::from_vars(vars(&[
             ("https_proxy", "http://lower:1"),
             ("HTTPS_PROXY", "http://upper:2"),
@@ -551,9 +588,12 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(p.host(), "lower");
-        let p = Proxy::from_vars(vars(&[("ALL_PROXY", "http://all:3"), ("NO_PROXY", "example.com")]))
-            .unwrap()
-            .unwrap();
+        let p = Proxy::from_vars(vars(&[
+            ("ALL_PROXY", "http://all:3"),
+            ("NO_PROXY", "example.com"),
+        ]))
+        .unwrap()
+        .unwrap();
         assert_eq!(p.host(), "all");
         assert!(!p.applies_to("api.example.com", 443, true));
         assert!(p.applies_to("api.smallest.ai", 443, true));
@@ -563,9 +603,9 @@ mod tests {
 
     #[test]
     fn no_proxy_lists_match_names_addresses_ranges_and_ports() {
-        let p = Proxy::new("http://p:3128")
-            .unwrap()
-            .no_proxy(".internal, example.com,10.0.0.0/8 ,[::1], 192.168.1.5:8443,*.wild.org, ,bogus/99");
+        let p = Proxy::new("http://p:3128").unwrap().no_proxy(
+            ".internal, example.com,10.0.0.0/8 ,[::1], 192.168.1.5:8443,*.wild.org, ,bogus/99",
+        );
         let direct = |host: &str, port: u16| !p.applies_to(host, port, true);
         assert!(direct("svc.internal", 443));
         assert!(direct("internal", 443));
@@ -596,7 +636,10 @@ mod tests {
     fn the_answer_opens_the_tunnel_or_says_why_not() {
         let proxy = Proxy::new("http://p:3128").unwrap();
         let mut t = proxy.tunnel("api.smallest.ai", 443);
-        assert_eq!(t.handle_input(b"HTTP/1.1 200 Connection").unwrap(), TunnelState::Waiting);
+        assert_eq!(
+            t.handle_input(b"HTTP/1.1 200 Connection").unwrap(),
+            TunnelState::Waiting
+        );
         assert_eq!(
             t.handle_input(b" established\r\nVia: x\r\n\r\n").unwrap(),
             TunnelState::Open
@@ -605,8 +648,16 @@ mod tests {
         let refused = |answer: &[u8]| {
             let mut t = proxy.tunnel("api.smallest.ai", 443);
             let e = t.handle_input(answer).unwrap_err();
-            assert!(matches!(e, Error::Transport { request_sent: false, .. }));
-            let Error::Transport { source, .. } = &e else { unreachable!() };
+            assert!(matches!(
+                e,
+                Error::Transport {
+                    request_sent: false,
+                    ..
+                }
+            ));
+            let Error::Transport { source, .. } = &e else {
+                unreachable!()
+            };
             let proxy_error = ProxyError::find(source.as_ref()).unwrap().clone();
             // The call machines retry a tunnel refusal only when the proxy may recover.
             assert_eq!(crate::retry::is_retryable(&e), proxy_error.is_retryable());
@@ -615,7 +666,10 @@ mod tests {
         let (text, e) = refused(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n");
         assert_eq!(e.status(), Some(407));
         assert!(!e.is_retryable());
-        assert!(text.contains("407") && text.contains("user:password@"), "{text}");
+        assert!(
+            text.contains("407") && text.contains("user:password@"),
+            "{text}"
+        );
         let (_, e) = refused(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
         assert!(e.is_retryable());
         let (text, _) = refused(b"HTTP/1.1 403 \x1b[31mred\x07\r\n\r\n");
@@ -625,7 +679,9 @@ mod tests {
         let (text, _) = refused(b"HTTP/1.1 200 OK\r\n\r\n\x16\x03");
         assert!(text.contains("after its answer"), "{text}");
         let mut t = proxy.tunnel("h", 443);
-        let e = t.handle_input(&vec![b'a'; MAX_TUNNEL_HEAD + 1]).unwrap_err();
+        let e = t
+            .handle_input(&vec![b'a'; MAX_TUNNEL_HEAD + 1])
+            .unwrap_err();
         assert!(e.to_string().contains("longer than"), "{e}");
         assert!(t.handle_eof().to_string().contains("closed the connection"));
     }

@@ -277,7 +277,10 @@ impl FromOptions for Client {
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(tcp);
+            .wrap_connector(Tunneling {
+                tcp,
+                proxy: options.proxy().cloned().map(Arc::new),
+            });
         let connector = Connector {
             inner: https,
             limit: options.time_limits().connect,
@@ -316,8 +319,88 @@ impl Outgoing {
 /// server that accepts and never answers the TLS ClientHello would hang a call.
 #[derive(Clone)]
 struct Connector {
-    inner: HttpsConnector<HttpConnector>,
+    inner: HttpsConnector<Tunneling>,
     limit: Option<Duration>,
+}
+
+/// TCP to the API, or through a `CONNECT` tunnel of the client's proxy (TLS then runs
+/// over the tunnel, to the API's name).
+#[derive(Clone)]
+struct Tunneling {
+    tcp: HttpConnector,
+    proxy: Option<Arc<smallest_core::proxy::Proxy>>,
+}
+
+impl tower_service::Service<Uri> for Tunneling {
+    type Response = TokioIo<tokio::net::TcpStream>;
+    type Error = smallest_core::BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.tcp.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let proxy = smallest_core::proxy::Proxy::for_uri(self.proxy.as_deref(), &uri);
+        let Some(proxy) = proxy else {
+            let connecting = self.tcp.call(uri);
+            return Box::pin(async move { connecting.await.map_err(Into::into) });
+        };
+        let host = uri.host().unwrap_or_default().to_owned();
+        let port = uri.port_u16().unwrap_or(443);
+        let tunnel = proxy.tunnel(&host, port);
+        let (proxy_host, proxy_port) = (proxy.host().to_owned(), proxy.port());
+        Box::pin(async move {
+            let mut tcp = tokio::net::TcpStream::connect((proxy_host.as_str(), proxy_port))
+                .await
+                .map_err(|e| ProxyUnreachable(proxy_host, proxy_port, e))?;
+            let _ = tcp.set_nodelay(true);
+            open_tunnel(&mut tcp, tunnel).await?;
+            Ok(TokioIo::new(tcp))
+        })
+    }
+}
+
+/// The proxy could not be reached (the source of a "never sent" error).
+#[derive(Debug)]
+struct ProxyUnreachable(String, u16, std::io::Error);
+
+impl fmt::Display for ProxyUnreachable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot connect to the proxy {}:{}: {}",
+            self.0, self.1, self.2
+        )
+    }
+}
+
+impl std::error::Error for ProxyUnreachable {}
+
+/// Writes the `CONNECT` and reads the proxy's answer (the caller's connect limit
+/// bounds the whole).
+pub(crate) async fn open_tunnel(
+    tcp: &mut tokio::net::TcpStream,
+    mut tunnel: smallest_core::proxy::Tunnel,
+) -> Result<(), Error> {
+    use smallest_core::proxy::TunnelState;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    tcp.write_all(tunnel.request())
+        .await
+        .map_err(|e| Error::transport(false, e))?;
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tcp
+            .read(&mut buf)
+            .await
+            .map_err(|e| Error::transport(false, e))?;
+        if n == 0 {
+            return Err(tunnel.handle_eof());
+        }
+        if tunnel.handle_input(&buf[..n])? == TunnelState::Open {
+            return Ok(());
+        }
+    }
 }
 
 /// The connect limit ran out (found in the error's source chain by [`classify`]).

@@ -103,9 +103,19 @@ impl Client {
         let limits = self.options.time_limits();
         let started = tokio::time::Instant::now();
         let connect = async {
-            let tcp = TcpStream::connect((host.as_str(), port))
-                .await
-                .map_err(|e| Error::transport(false, e))?;
+            let uri = request.uri();
+            let tcp = match self.options.proxy_for(uri) {
+                None => TcpStream::connect((host.as_str(), port))
+                    .await
+                    .map_err(|e| Error::transport(false, e))?,
+                Some(proxy) => {
+                    let mut tcp = TcpStream::connect((proxy.host(), proxy.port()))
+                        .await
+                        .map_err(|e| Error::transport(false, e))?;
+                    crate::open_tunnel(&mut tcp, proxy.tunnel(&host, port)).await?;
+                    tcp
+                }
+            };
             // Small frames (text pieces, audio frames) must not wait for Nagle.
             let _ = tcp.set_nodelay(true);
             if !tls {

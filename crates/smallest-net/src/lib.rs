@@ -40,11 +40,29 @@ mod api;
 const UPGRADE: &str = "WebSocket upgrade response";
 
 /// The rustls client configuration of every transport: the ring provider, safe
-/// protocol versions, the Mozilla (webpki) roots and `extra` DER roots. No ALPN: an
-/// HTTP client adds its own, a WebSocket upgrade is HTTP/1.1.
+/// protocol versions, the roots of the enabled features — the Mozilla (webpki) roots
+/// (`webpki-roots`, default), the platform's (`native-roots`) — and `extra` DER roots.
+/// No ALPN: an HTTP client adds its own, a WebSocket upgrade is HTTP/1.1.
+///
+/// # Errors
+/// [`Error::Config`] when an extra root is not a usable certificate, or when there is
+/// no root at all (no roots feature and no extra root, or `native-roots` alone and the
+/// platform's roots could not be loaded).
 pub fn tls_config(extra: &[Vec<u8>]) -> Result<rustls::ClientConfig, Error> {
     let mut roots = rustls::RootCertStore::empty();
+    #[cfg(feature = "webpki-roots")]
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // Certificates the platform lists but rustls cannot use are skipped, as every
+    // rustls client does. A platform without roots is an error only when nothing else
+    // is trusted (the Mozilla roots, or extra roots, still check servers).
+    #[cfg(feature = "native-roots")]
+    match native_roots() {
+        Ok(certs) => {
+            let _ = roots.add_parsable_certificates(certs);
+        }
+        Err(e) if roots.is_empty() && extra.is_empty() => return Err(e),
+        Err(_) => {}
+    }
     for (i, der) in extra.iter().enumerate() {
         roots
             .add(CertificateDer::from(der.as_slice()).into_owned())
@@ -58,10 +76,73 @@ pub fn tls_config(extra: &[Vec<u8>]) -> Result<rustls::ClientConfig, Error> {
                 )
             })?;
     }
+    if roots.is_empty() {
+        return Err(Error::Config(
+            "no root certificates to check servers with: enable the `webpki-roots` or \
+             `native-roots` feature, or add a root certificate (add_root_certificate_der)"
+                .into(),
+        ));
+    }
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS setup failed: {e}").into()))
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// The platform's root certificates (`rustls-native-certs`: the system store, or the
+/// file and directory named by `SSL_CERT_FILE` / `SSL_CERT_DIR`).
+///
+/// # Errors
+/// [`Error::Config`] when none could be loaded, with what went wrong.
+#[cfg(feature = "native-roots")]
+pub fn native_roots() -> Result<Vec<CertificateDer<'static>>, Error> {
+    let found = rustls_native_certs::load_native_certs();
+    if found.certs.is_empty() {
+        let why = found
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(Error::Config(
+            format!(
+                "the platform's root certificates could not be loaded ({}); set SSL_CERT_FILE \
+                 to a PEM bundle, or use the `webpki-roots` feature",
+                if why.is_empty() { "none found" } else { &why }
+            )
+            .into(),
+        ));
+    }
+    Ok(found.certs)
+}
+
+/// Opens a `CONNECT` tunnel over a blocking stream to the proxy: writes the request
+/// and reads the answer, the stream's own timeouts bounding each step (`io_error`
+/// sorts an I/O failure, e.g. a timeout into the connect limit).
+///
+/// # Errors
+/// What [`Tunnel::handle_input`](smallest_core::proxy::Tunnel::handle_input) reports,
+/// the proxy closing early, or `io_error` of a failed read or write.
+pub fn open_tunnel<S: io::Read + io::Write>(
+    stream: &mut S,
+    mut tunnel: smallest_core::proxy::Tunnel,
+    io_error: impl Fn(io::Error) -> Error,
+) -> Result<(), Error> {
+    use smallest_core::proxy::TunnelState;
+    stream.write_all(tunnel.request()).map_err(&io_error)?;
+    stream.flush().map_err(&io_error)?;
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return Err(tunnel.handle_eof()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_error(e)),
+        };
+        if tunnel.handle_input(&buf[..n])? == TunnelState::Open {
+            return Ok(());
+        }
+    }
 }
 
 /// The WebSocket configuration of a live connection: the write buffer bounded at
