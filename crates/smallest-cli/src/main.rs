@@ -12,7 +12,9 @@ use clap::{Args, Parser, Subcommand};
 use smallest_core::stt::{
     AudioSource, LegacyTranscribeRequest, SttLanguage, SttModel, TranscribeRequest, Transcription,
 };
-use smallest_core::tts::{Language, OutputFormat, TtsModel, TtsRequest};
+use smallest_core::tts::{
+    Audio, Language, OutputFormat, RECOMMENDED_MAX_CHARS, TtsModel, TtsRequest,
+};
 use smallest_core::{ApiKey, Config, Endpoint, Error};
 use smallest_emulator::Emulator;
 use smallest_hyper::{Client, RetryPolicy};
@@ -478,6 +480,13 @@ fn format_for(path: &Path, flag: Option<&str>) -> Result<OutputFormat, String> {
     })
 }
 
+/// The last part of a path, for a progress display (the whole of it when it has none).
+fn file_name(path: &str) -> std::borrow::Cow<'_, str> {
+    Path::new(path)
+        .file_name()
+        .map_or_else(|| path.into(), |n| n.to_string_lossy())
+}
+
 /// Whether the input of `stt` is a URL the server fetches.
 fn is_url(input: &str) -> bool {
     input.starts_with("http://") || input.starts_with("https://")
@@ -533,7 +542,7 @@ async fn tts(client: &Client, args: TtsArgs) -> Result<ExitCode, String> {
                 ));
         return stream::tts_stream(client, request, &args.output, wav).await;
     }
-    let audio = client.synthesize(&request).await.map_err(|e| explain(&e))?;
+    let (audio, requests) = synthesize(client, request, &args.output).await?;
     // The container follows the file name: headerless audio into a `.wav` gets a header.
     let wav_file = args
         .output
@@ -562,7 +571,7 @@ async fn tts(client: &Client, args: TtsArgs) -> Result<ExitCode, String> {
         .map(|d| format!(", {:.2} s", d.as_secs_f64()))
         .unwrap_or_default();
     eprintln!(
-        "wrote {} ({} {container}, {} Hz{duration}, {} bytes)",
+        "wrote {} ({} {container}, {} Hz{duration}, {} bytes){}",
         if to_stdout {
             "stdout".to_owned()
         } else {
@@ -570,9 +579,64 @@ async fn tts(client: &Client, args: TtsArgs) -> Result<ExitCode, String> {
         },
         audio.format(),
         audio.sample_rate(),
-        bytes.len()
+        bytes.len(),
+        progress::requests_note(requests)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Synthesizes `request` with a spinner on a terminal; a text longer than the API's
+/// recommended 250 characters is split at sentence ends and spoken in that many
+/// requests, one after another, with a bar of them, then joined into one audio.
+/// Returns the audio and the number of requests made.
+async fn synthesize(
+    client: &Client,
+    request: TtsRequest,
+    output: &Path,
+) -> Result<(Audio, usize), String> {
+    // Refused here, before any request: an empty text, a bad voice id, rate or speed.
+    request
+        .validate()
+        .map_err(|e| explain(&Error::Validation(e)))?;
+    let pieces = if request.text.chars().count() > RECOMMENDED_MAX_CHARS {
+        request.split()
+    } else {
+        vec![request]
+    };
+    let n = pieces.len();
+    let status = if n > 1 {
+        progress::chunks(n as u64)
+    } else {
+        progress::spinner("synthesizing…")
+    };
+    let work = async {
+        let mut parts = Vec::with_capacity(n);
+        for (i, piece) in pieces.iter().enumerate() {
+            if n > 1 {
+                status.set_message(progress::chunk_message(i + 1, n));
+            }
+            parts.push(client.synthesize(piece).await.map_err(|e| {
+                let error = explain(&e);
+                if n > 1 {
+                    format!(
+                        "{error}\n  (at chunk {} of {n} of the text; nothing was written)",
+                        i + 1
+                    )
+                } else {
+                    error
+                }
+            })?);
+            status.inc(1);
+        }
+        Audio::concat(parts).map_err(|e| explain(&e))
+    };
+    let result = signal::unless_interrupted(
+        || format!("interrupted: {} was not written", output.display()),
+        work,
+    )
+    .await;
+    status.finish_and_clear();
+    Ok((result?, n))
 }
 
 async fn stt(client: &Client, args: SttArgs) -> Result<ExitCode, String> {
@@ -600,19 +664,31 @@ async fn stt(client: &Client, args: SttArgs) -> Result<ExitCode, String> {
             content_type: None,
         }
     };
+    let status = progress::spinner(if is_url(input) {
+        "transcribing (the server fetches the URL)…".to_owned()
+    } else {
+        format!("transcribing {}…", file_name(input))
+    });
+    let interrupted = || "interrupted: the transcription was stopped".to_owned();
     let (request, response) = if args.legacy {
         let request = LegacyTranscribeRequest::new(source)
             .language(language)
             .word_timestamps(args.word_timestamps)
             .diarize(args.diarize);
-        let response = raw_exchange(client, &request).await?;
+        let response =
+            signal::unless_interrupted(interrupted, raw_exchange(client, &request)).await;
+        status.finish_and_clear();
+        let response = response?;
         (request.from_http_response(response.clone()), response)
     } else {
         let request = TranscribeRequest::new(source, language)
             .model(SttModel::from_wire(args.model.trim()))
             .word_timestamps(args.word_timestamps)
             .diarize(args.diarize);
-        let response = raw_exchange(client, &request).await?;
+        let response =
+            signal::unless_interrupted(interrupted, raw_exchange(client, &request)).await;
+        status.finish_and_clear();
+        let response = response?;
         (request.from_http_response(response.clone()), response)
     };
     let transcription = request.map_err(|e| explain(&e))?;
