@@ -710,23 +710,23 @@ fn a_silent_server_ends_the_command_at_the_timeout_instead_of_hanging() {
     let dir = workdir("silent");
     let url = silent_server();
     for (args, limit) in [
-        (vec!["--timeout", "1", "--max-retries", "0", "voices"], 1.0),
+        (vec!["voices", "--timeout", "1", "--max-retries", "0"], 1.0),
         (
             vec![
-                "--total-timeout",
-                "1",
-                "--max-retries",
-                "0",
                 "tts",
                 "Hi.",
                 "-o",
                 "x.wav",
+                "--total-timeout",
+                "1",
+                "--max-retries",
+                "0",
             ],
             1.0,
         ),
     ] {
-        let mut all = vec!["--base-url", url.as_str()];
-        all.extend(args.iter().copied());
+        let mut all = args.clone();
+        all.extend(["--base-url", url.as_str()]);
         let started = Instant::now();
         let out = smallest(&dir, None, Some(KEY), &all);
         let took = started.elapsed().as_secs_f64();
@@ -809,7 +809,7 @@ fn server_text_reaches_the_terminal_with_its_control_characters_escaped() {
          connection: close\r\n\r\n{body}",
         body.len()
     ));
-    let out = smallest(&dir, None, Some(KEY), &["--base-url", &url, "voices"]);
+    let out = smallest(&dir, None, Some(KEY), &["voices", "--base-url", &url]);
     let err = text(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("bad key"), "{err}");
@@ -834,7 +834,7 @@ fn a_connection_failure_shows_its_cause_the_server_and_the_fix() {
         &dir,
         None,
         Some(KEY),
-        &["--base-url", &refused, "--max-retries", "0", "voices"],
+        &["voices", "--base-url", &refused, "--max-retries", "0"],
     );
     let err = text(&out.stderr);
     assert!(!out.status.success());
@@ -849,7 +849,7 @@ fn a_connection_failure_shows_its_cause_the_server_and_the_fix() {
         &dir,
         Some(&emulator),
         Some(KEY),
-        &["--max-retries", "0", "voices"],
+        &["voices", "--max-retries", "0"],
     );
     let err = text(&out.stderr);
     assert!(!out.status.success());
@@ -1143,7 +1143,7 @@ fn pronunciation_dicts_insecure_http_and_unknown_voices_from_the_command_line() 
         &dir,
         None,
         Some(KEY),
-        &["--base-url", "http://10.0.0.1:9", "voices"],
+        &["voices", "--base-url", "http://10.0.0.1:9"],
     );
     let err = text(&out.stderr);
     assert!(
@@ -1188,7 +1188,7 @@ fn verbose_shows_each_call_and_attempt_and_never_the_key_or_the_text() {
         &dir,
         Some(&emulator),
         Some(KEY),
-        &["-v", "tts", "Secret words.", "-o", "v.wav"],
+        &["tts", "-v", "Secret words.", "-o", "v.wav"],
     );
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -1235,8 +1235,9 @@ fn the_emulator_command_takes_every_flag_of_the_emulator_binary() {
     let url = first.trim().to_owned();
     let dir = workdir("emuflags");
     let run = |key: &str, args: &[&str]| {
-        let mut all = vec!["--base-url", url.as_str(), "--max-retries", "0"];
-        all.extend_from_slice(args);
+        // The client flags after the command's name, where they belong.
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--base-url", url.as_str(), "--max-retries", "0"]);
         smallest(&dir, None, Some(key), &all)
     };
     let forbidden = run("sk_forbidden_cli_0001", &["tts", "Hi.", "-o", "f.wav"]);
@@ -1629,5 +1630,103 @@ fn on_a_terminal_progress_is_drawn_at_its_real_width_and_cleared_before_the_summ
     assert!(
         all.contains("MB/s") && all.contains(&total),
         "{total}: {all:?}"
+    );
+}
+
+#[test]
+fn client_flags_are_only_on_the_commands_that_call_the_api() {
+    let dir = workdir("flags-where");
+    let help = |args: &[&str]| {
+        let out = smallest(&dir, None, None, args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let client_flags = [
+        "--base-url",
+        "--ca-cert",
+        "--max-retries",
+        "--timeout",
+        "--total-timeout",
+        "--allow-insecure-http",
+    ];
+    for command in [
+        &["demo", "--help"][..],
+        &["emulator", "--help"],
+        &["--help"],
+    ] {
+        let shown = help(command);
+        for flag in client_flags {
+            assert!(!shown.contains(flag), "{command:?} lists {flag}: {shown}");
+        }
+    }
+    assert!(!help(&["emulator", "--help"]).contains("--verbose"));
+    assert!(help(&["demo", "--help"]).contains("--verbose"));
+    for command in [
+        &["tts", "--help"][..],
+        &["stt", "--help"],
+        &["voices", "--help"],
+        &["health", "--help"],
+        &["clone", "--help"],
+        &["clone", "list", "--help"],
+        &["clone", "create", "--help"],
+        &["dicts", "--help"],
+        &["dicts", "update", "--help"],
+    ] {
+        let shown = help(command);
+        for flag in client_flags.iter().chain(&["--verbose"]) {
+            assert!(shown.contains(flag), "{command:?} lacks {flag}: {shown}");
+        }
+    }
+
+    // Where a flag does not apply, clap refuses it (exit status 2).
+    for args in [
+        &["emulator", "--base-url", "x"][..],
+        &["emulator", "-v"],
+        &["demo", "--max-retries", "0"],
+        &["--base-url", "x", "tts", "Hi.", "-o", "x.wav"],
+    ] {
+        let out = smallest(&dir, None, Some(KEY), args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("unexpected argument"),
+            "{args:?}"
+        );
+    }
+
+    // After the command's name they work; on clone and dicts, around the subcommand
+    // too. SMALLEST_BASE_URL points at nothing: only the flag reaches the emulator.
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let url = emulator.base_url();
+    let nowhere = {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        format!("http://127.0.0.1:{port}")
+    };
+    let env = [("SMALLEST_BASE_URL", nowhere.as_str())];
+    for args in [
+        &["tts", "Hi.", "-o", "flag.wav", "--base-url", &url][..],
+        &["voices", "--base-url", &url, "--max-retries", "0"],
+        &["health", "--base-url", &url],
+        &["clone", "list", "--base-url", &url],
+        &["clone", "--base-url", &url, "list"],
+        &["dicts", "--base-url", &url, "--timeout", "5", "list"],
+    ] {
+        let out = smallest_with_env(&dir, None, Some(KEY), args, None, &env);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    let out = smallest(&dir, None, None, &["demo", "-v", "-o", "demo-v.wav"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("smallest.call"),
+        "{}",
+        text(&out.stderr)
     );
 }
