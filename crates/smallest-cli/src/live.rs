@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressDrawTarget};
 use smallest_core::Error;
 use smallest_core::audio::{wav_data, wav_info};
 use smallest_core::stt::{SttLanguage, SttModel};
@@ -19,7 +20,7 @@ use smallest_hyper::{
 use tokio::sync::mpsc;
 
 use crate::output::{AudioFile, Container};
-use crate::progress::{self, StatusLine, Target};
+use crate::progress;
 use crate::{SttArgs, TtsArgs, explain};
 
 /// Bytes of audio per frame sent: the 4096 the API recommends (128 ms at 16 kHz).
@@ -226,37 +227,46 @@ async fn send_paced(
 /// Shows transcripts: finals on stdout, one a line; the latest interim on one line
 /// drawn in place on a terminal (see [`stt_live`]).
 struct Transcripts {
-    interim: StatusLine,
+    /// Where interims are drawn: stdout when it is a terminal, else stderr (which
+    /// draws nothing when it is not one either).
+    stdout: bool,
+    /// The interim shown, if one is.
+    interim: Option<ProgressBar>,
 }
 
 impl Transcripts {
     fn new() -> Self {
-        let target = if std::io::stdout().is_terminal() {
-            Some(Target::Stdout)
-        } else if std::io::stderr().is_terminal() {
-            Some(Target::Stderr)
-        } else {
-            None
-        };
         Transcripts {
-            interim: StatusLine::new(target),
+            stdout: std::io::stdout().is_terminal(),
+            interim: None,
         }
     }
 
     fn show(&mut self, t: &Transcript) {
         let text = t.text.trim();
         if t.is_final {
-            self.interim.clear();
+            self.clear();
             if !text.is_empty() {
                 outln!("{}", crate::output::safe_line(text));
             }
         } else if !text.is_empty() {
-            self.interim.draw_tail(&crate::output::safe_line(text));
+            let stdout = self.stdout;
+            self.interim
+                .get_or_insert_with(|| {
+                    progress::tail_line(if stdout {
+                        ProgressDrawTarget::stdout()
+                    } else {
+                        ProgressDrawTarget::stderr()
+                    })
+                })
+                .set_message(crate::output::safe_line(text).into_owned());
         }
     }
 
     fn clear(&mut self) {
-        self.interim.clear();
+        if let Some(interim) = self.interim.take() {
+            interim.finish_and_clear();
+        }
     }
 }
 
@@ -311,7 +321,8 @@ pub(crate) async fn tts_live(client: &Client, args: &TtsArgs) -> Result<ExitCode
     }
     let mut writing = tokio::spawn(send_lines(sender, read_lines()?));
     let mut writing_done = false;
-    let mut status = StatusLine::stderr();
+    // Shown once audio arrives (and never while the text is being typed).
+    let mut status: Option<ProgressBar> = None;
     let mut first_audio = None;
     let mut complete = false;
     let mut lines = 0;
@@ -321,7 +332,7 @@ pub(crate) async fn tts_live(client: &Client, args: &TtsArgs) -> Result<ExitCode
     loop {
         tokio::select! {
             _ = &mut interrupt => {
-                status.clear();
+                clear(&mut status);
                 return Err(format!(
                     "interrupted: the audio is incomplete; {} was not written",
                     args.output.display()
@@ -335,10 +346,12 @@ pub(crate) async fn tts_live(client: &Client, args: &TtsArgs) -> Result<ExitCode
                         first_audio.get_or_insert_with(|| started.elapsed());
                         // Never draw over what is being typed.
                         if writing_done || !stdin_is_terminal {
-                            status.update(&format!(
-                                "receiving: {}",
-                                pcm_summary(out.audio_bytes(), sample_rate, first_audio)
-                            ));
+                            status
+                                .get_or_insert_with(|| progress::spinner("receiving…"))
+                                .set_message(format!(
+                                    "receiving: {}",
+                                    pcm_summary(out.audio_bytes(), sample_rate, first_audio)
+                                ));
                         }
                     }
                     Ok(TtsLiveEvent::Complete { .. }) => {
@@ -392,7 +405,7 @@ pub(crate) async fn tts_live(client: &Client, args: &TtsArgs) -> Result<ExitCode
     if !writing_done {
         writing.abort();
     }
-    status.clear();
+    clear(&mut status);
 
     if !complete {
         let (code, reason, why) = closed.unwrap_or((None, String::new(), CloseReason::NoStatus));
@@ -423,6 +436,13 @@ pub(crate) async fn tts_live(client: &Client, args: &TtsArgs) -> Result<ExitCode
         if lines == 1 { "" } else { "s" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Clears the progress shown, if any.
+fn clear(status: &mut Option<ProgressBar>) {
+    if let Some(bar) = status.take() {
+        bar.finish_and_clear();
+    }
 }
 
 /// Whether `tts --live` writes a WAV: `--format wav`, or a `.wav` file without

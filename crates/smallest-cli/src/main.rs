@@ -12,7 +12,9 @@ use clap::{Args, Parser, Subcommand};
 use smallest_core::stt::{
     AudioSource, LegacyTranscribeRequest, SttLanguage, SttModel, TranscribeRequest, Transcription,
 };
-use smallest_core::tts::{Language, OutputFormat, TtsModel, TtsRequest};
+use smallest_core::tts::{
+    Audio, Language, OutputFormat, RECOMMENDED_MAX_CHARS, TtsModel, TtsRequest,
+};
 use smallest_core::{ApiKey, Config, Endpoint, Error};
 use smallest_emulator::Emulator;
 use smallest_hyper::{Client, RetryPolicy};
@@ -46,14 +48,16 @@ use dotenv::Env;
 #[derive(Parser, Debug)]
 #[command(name = "smallest", version, about, long_about = None)]
 struct Cli {
-    #[command(flatten)]
-    global: Global,
     #[command(subcommand)]
     command: Command,
 }
 
+/// The flags of the commands that call the API (and build a client to do it): they
+/// come after the command's name, `smallest tts --base-url URL …`. On `clone` and
+/// `dicts` they may come before or after the subcommand.
 #[derive(Args, Debug)]
-struct Global {
+#[command(next_help_heading = "Client options")]
+struct ClientArgs {
     /// The API base URL [env: SMALLEST_BASE_URL] (default `https://api.smallest.ai`).
     #[arg(long, global = true)]
     base_url: Option<String>,
@@ -77,6 +81,13 @@ struct Global {
     /// unencrypted. Only for a trusted network (a local proxy, a test rig).
     #[arg(long, global = true)]
     allow_insecure_http: bool,
+    #[command(flatten)]
+    verbose: Verbose,
+}
+
+/// `-v`: on every command whose calls go through the SDK (all but `emulator`).
+#[derive(Args, Debug)]
+struct Verbose {
     /// Show what the SDK does on stderr: `-v` each call, attempt, retry and slot wait;
     /// `-vv` more. Never the key, the text or the audio.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -92,17 +103,34 @@ enum Command {
     /// List the voices, as a table (filter by language, gender, accent).
     Voices(manage::VoicesArgs),
     /// Create and list voice clones.
-    #[command(subcommand)]
-    Clone(manage::CloneCommand),
+    Clone(manage::CloneArgs),
     /// Manage pronunciation dictionaries.
-    #[command(subcommand)]
-    Dicts(manage::DictsCommand),
+    Dicts(manage::DictsArgs),
     /// Check that the API answers (no key needed).
-    Health,
+    Health {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Serve a local emulator of the API on 127.0.0.1 until interrupted.
     Emulator(EmulatorArgs),
     /// Start the embedded emulator and run a text → speech → text round trip. No key needed.
     Demo(DemoArgs),
+}
+
+impl Command {
+    /// The `-v` count of the command (0 for `emulator`, which has no `-v`).
+    fn verbose(&self) -> u8 {
+        match self {
+            Command::Tts(args) => args.client.verbose.verbose,
+            Command::Stt(args) => args.client.verbose.verbose,
+            Command::Voices(args) => args.client.verbose.verbose,
+            Command::Clone(args) => args.client.verbose.verbose,
+            Command::Dicts(args) => args.client.verbose.verbose,
+            Command::Health { client } => client.verbose.verbose,
+            Command::Emulator(_) => 0,
+            Command::Demo(args) => args.verbose.verbose,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -149,6 +177,8 @@ struct TtsArgs {
     /// A language code the model speaks (e.g. en, hi, auto).
     #[arg(long)]
     language: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Args, Debug)]
@@ -182,6 +212,8 @@ struct SttArgs {
     /// With --live: how many times real time to send the audio (0: as fast as possible).
     #[arg(long, default_value_t = 1.0, requires = "live")]
     pace: f64,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Args, Debug)]
@@ -218,6 +250,8 @@ struct DemoArgs {
     /// Where to write the WAV file (default: smallest-demo.wav in the temp directory).
     #[arg(short, long)]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    verbose: Verbose,
 }
 
 /// `-v`/`-vv`: the SDK's events (target `smallest`, which carries no key and no
@@ -241,7 +275,7 @@ fn init_tracing(verbose: u8) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.global.verbose);
+    init_tracing(cli.command.verbose());
     let env = Env::load(Path::new("."));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -266,12 +300,12 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli, env: Env) -> Result<ExitCode, String> {
     match cli.command {
-        Command::Tts(args) => tts(&client(&cli.global, &env)?, args).await,
-        Command::Stt(args) => stt(&client(&cli.global, &env)?, args).await,
-        Command::Voices(args) => manage::voices(&client(&cli.global, &env)?, args).await,
-        Command::Clone(command) => manage::clone(&client(&cli.global, &env)?, command).await,
-        Command::Dicts(command) => manage::dicts(&client(&cli.global, &env)?, command).await,
-        Command::Health => health(&cli.global, &env).await,
+        Command::Tts(args) => tts(&client(&args.client, &env)?, args).await,
+        Command::Stt(args) => stt(&client(&args.client, &env)?, args).await,
+        Command::Voices(args) => manage::voices(&client(&args.client, &env)?, args).await,
+        Command::Clone(args) => manage::clone(&client(&args.client, &env)?, args.command).await,
+        Command::Dicts(args) => manage::dicts(&client(&args.client, &env)?, args.command).await,
+        Command::Health { client } => health(&client, &env).await,
         Command::Emulator(args) => emulator(args, &env).await,
         Command::Demo(args) => demo(args).await,
     }
@@ -279,22 +313,22 @@ async fn run(cli: Cli, env: Env) -> Result<ExitCode, String> {
 
 /// The client the commands use: key, base URL and extra roots from flags, the
 /// environment or `.env`.
-fn client(global: &Global, env: &Env) -> Result<Client, String> {
+fn client(flags: &ClientArgs, env: &Env) -> Result<Client, String> {
     let key = env.get("SMALLEST_API_KEY").ok_or(
         "SMALLEST_API_KEY is not set: export SMALLEST_API_KEY=<your key> (from the API Keys page \
          of the Smallest AI console), or put it in a .env file here. To try the CLI without a \
          key, run `smallest demo`.",
     )?;
     let key = ApiKey::new(key).map_err(|e| e.to_string())?;
-    build_client(Config::new(key), global, env)
+    build_client(Config::new(key), flags, env)
 }
 
-fn build_client(config: Config, global: &Global, env: &Env) -> Result<Client, String> {
+fn build_client(config: Config, flags: &ClientArgs, env: &Env) -> Result<Client, String> {
     let mut config = config;
-    if global.allow_insecure_http {
+    if flags.allow_insecure_http {
         config = config.allow_insecure_http();
     }
-    if let Some(url) = global
+    if let Some(url) = flags
         .base_url
         .clone()
         .or_else(|| env.get("SMALLEST_BASE_URL"))
@@ -304,7 +338,7 @@ fn build_client(config: Config, global: &Global, env: &Env) -> Result<Client, St
                 .replace("Config::allow_insecure_http()", "--allow-insecure-http")
         })?;
     }
-    let max_retries = match global.max_retries {
+    let max_retries = match flags.max_retries {
         Some(n) => n,
         None => match env.get("SMALLEST_MAX_RETRIES") {
             Some(v) => v
@@ -320,7 +354,7 @@ fn build_client(config: Config, global: &Global, env: &Env) -> Result<Client, St
             .filter(|d| !d.is_zero())
             .ok_or_else(|| format!("{name} must be a positive number of seconds, got {v}"))
     };
-    let idle = match global.timeout {
+    let idle = match flags.timeout {
         Some(v) => seconds("--timeout", v)?,
         None => match env.get("SMALLEST_TIMEOUT") {
             Some(v) => {
@@ -347,7 +381,7 @@ fn build_client(config: Config, global: &Global, env: &Env) -> Result<Client, St
                 output::safe_line(error)
             );
         });
-    let ca = global
+    let ca = flags
         .ca_cert
         .clone()
         .or_else(|| env.get("SMALLEST_CA_CERT").map(PathBuf::from));
@@ -356,7 +390,7 @@ fn build_client(config: Config, global: &Global, env: &Env) -> Result<Client, St
             builder = builder.add_root_certificate_der(der);
         }
     }
-    if let Some(total) = global.total_timeout {
+    if let Some(total) = flags.total_timeout {
         builder = builder.total_timeout(seconds("--total-timeout", total)?);
     }
     builder.build().map_err(|e| e.to_string())
@@ -478,6 +512,13 @@ fn format_for(path: &Path, flag: Option<&str>) -> Result<OutputFormat, String> {
     })
 }
 
+/// The last part of a path, for a progress display (the whole of it when it has none).
+fn file_name(path: &str) -> std::borrow::Cow<'_, str> {
+    Path::new(path)
+        .file_name()
+        .map_or_else(|| path.into(), |n| n.to_string_lossy())
+}
+
 /// Whether the input of `stt` is a URL the server fetches.
 fn is_url(input: &str) -> bool {
     input.starts_with("http://") || input.starts_with("https://")
@@ -533,7 +574,7 @@ async fn tts(client: &Client, args: TtsArgs) -> Result<ExitCode, String> {
                 ));
         return stream::tts_stream(client, request, &args.output, wav).await;
     }
-    let audio = client.synthesize(&request).await.map_err(|e| explain(&e))?;
+    let (audio, requests) = synthesize(client, request, &args.output).await?;
     // The container follows the file name: headerless audio into a `.wav` gets a header.
     let wav_file = args
         .output
@@ -562,7 +603,7 @@ async fn tts(client: &Client, args: TtsArgs) -> Result<ExitCode, String> {
         .map(|d| format!(", {:.2} s", d.as_secs_f64()))
         .unwrap_or_default();
     eprintln!(
-        "wrote {} ({} {container}, {} Hz{duration}, {} bytes)",
+        "wrote {} ({} {container}, {} Hz{duration}, {} bytes){}",
         if to_stdout {
             "stdout".to_owned()
         } else {
@@ -570,9 +611,64 @@ async fn tts(client: &Client, args: TtsArgs) -> Result<ExitCode, String> {
         },
         audio.format(),
         audio.sample_rate(),
-        bytes.len()
+        bytes.len(),
+        progress::requests_note(requests)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Synthesizes `request` with a spinner on a terminal; a text longer than the API's
+/// recommended 250 characters is split at sentence ends and spoken in that many
+/// requests, one after another, with a bar of them, then joined into one audio.
+/// Returns the audio and the number of requests made.
+async fn synthesize(
+    client: &Client,
+    request: TtsRequest,
+    output: &Path,
+) -> Result<(Audio, usize), String> {
+    // Refused here, before any request: an empty text, a bad voice id, rate or speed.
+    request
+        .validate()
+        .map_err(|e| explain(&Error::Validation(e)))?;
+    let pieces = if request.text.chars().count() > RECOMMENDED_MAX_CHARS {
+        request.split()
+    } else {
+        vec![request]
+    };
+    let n = pieces.len();
+    let status = if n > 1 {
+        progress::chunks(n as u64)
+    } else {
+        progress::spinner("synthesizing…")
+    };
+    let work = async {
+        let mut parts = Vec::with_capacity(n);
+        for (i, piece) in pieces.iter().enumerate() {
+            if n > 1 {
+                status.set_message(progress::chunk_message(i + 1, n));
+            }
+            parts.push(client.synthesize(piece).await.map_err(|e| {
+                let error = explain(&e);
+                if n > 1 {
+                    format!(
+                        "{error}\n  (at chunk {} of {n} of the text; nothing was written)",
+                        i + 1
+                    )
+                } else {
+                    error
+                }
+            })?);
+            status.inc(1);
+        }
+        Audio::concat(parts).map_err(|e| explain(&e))
+    };
+    let result = signal::unless_interrupted(
+        || format!("interrupted: {} was not written", output.display()),
+        work,
+    )
+    .await;
+    status.finish_and_clear();
+    Ok((result?, n))
 }
 
 async fn stt(client: &Client, args: SttArgs) -> Result<ExitCode, String> {
@@ -600,19 +696,31 @@ async fn stt(client: &Client, args: SttArgs) -> Result<ExitCode, String> {
             content_type: None,
         }
     };
+    let status = progress::spinner(if is_url(input) {
+        "transcribing (the server fetches the URL)…".to_owned()
+    } else {
+        format!("transcribing {}…", file_name(input))
+    });
+    let interrupted = || "interrupted: the transcription was stopped".to_owned();
     let (request, response) = if args.legacy {
         let request = LegacyTranscribeRequest::new(source)
             .language(language)
             .word_timestamps(args.word_timestamps)
             .diarize(args.diarize);
-        let response = raw_exchange(client, &request).await?;
+        let response =
+            signal::unless_interrupted(interrupted, raw_exchange(client, &request)).await;
+        status.finish_and_clear();
+        let response = response?;
         (request.from_http_response(response.clone()), response)
     } else {
         let request = TranscribeRequest::new(source, language)
             .model(SttModel::from_wire(args.model.trim()))
             .word_timestamps(args.word_timestamps)
             .diarize(args.diarize);
-        let response = raw_exchange(client, &request).await?;
+        let response =
+            signal::unless_interrupted(interrupted, raw_exchange(client, &request)).await;
+        status.finish_and_clear();
+        let response = response?;
         (request.from_http_response(response.clone()), response)
     };
     let transcription = request.map_err(|e| explain(&e))?;
@@ -685,13 +793,13 @@ async fn raw_exchange<E: Endpoint>(
         .map_err(|e| explain(&e))
 }
 
-async fn health(global: &Global, env: &Env) -> Result<ExitCode, String> {
+async fn health(flags: &ClientArgs, env: &Env) -> Result<ExitCode, String> {
     // The health check needs no key; use the real one when there is one.
     let key = env
         .get("SMALLEST_API_KEY")
         .unwrap_or_else(|| "sk_unused".to_owned());
     let key = ApiKey::new(key).map_err(|e| e.to_string())?;
-    let client = build_client(Config::new(key), global, env)?;
+    let client = build_client(Config::new(key), flags, env)?;
     let status = client.health().await.map_err(|e| explain(&e))?;
     let services = status
         .services
@@ -819,5 +927,80 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
     } else {
         outln!("round trip:  MISMATCH");
         Ok(ExitCode::FAILURE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("smallest").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn client_flags_reach_the_commands_that_call_the_api() {
+        let cli = parse(&["tts", "Hi.", "-o", "a.wav", "--base-url", "http://x", "-vv"]).unwrap();
+        let Command::Tts(args) = &cli.command else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(args.client.base_url.as_deref(), Some("http://x"));
+        assert_eq!(cli.command.verbose(), 2);
+        // As the README writes it: `-v` then `-` (the text from stdin).
+        let cli = parse(&["tts", "-v", "-", "-o", "-", "--format", "pcm"]).unwrap();
+        let Command::Tts(args) = &cli.command else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(
+            (args.text.as_deref(), cli.command.verbose()),
+            (Some("-"), 1)
+        );
+
+        // Before or after the subcommand of clone and dicts.
+        for args in [
+            &["clone", "--max-retries", "7", "list"][..],
+            &["clone", "list", "--max-retries", "7"],
+        ] {
+            let cli = parse(args).unwrap();
+            let Command::Clone(clone) = &cli.command else {
+                panic!("{cli:?}")
+            };
+            assert_eq!(clone.client.max_retries, Some(7), "{args:?}");
+        }
+        let cli = parse(&["dicts", "delete", "d1", "--timeout", "2.5", "-v"]).unwrap();
+        let Command::Dicts(dicts) = &cli.command else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(dicts.client.timeout, Some(2.5));
+        assert_eq!(cli.command.verbose(), 1);
+        let cli = parse(&["health", "--allow-insecure-http"]).unwrap();
+        assert!(matches!(cli.command, Command::Health { client } if client.allow_insecure_http));
+    }
+
+    #[test]
+    fn the_emulator_and_the_demo_take_no_client_flags() {
+        for args in [
+            &["emulator", "--base-url", "http://x"][..],
+            &["emulator", "--timeout", "1"],
+            &["emulator", "-v"],
+            &["demo", "--ca-cert", "ca.pem"],
+            &["--base-url", "http://x", "voices"],
+        ] {
+            let error = parse(args).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::UnknownArgument,
+                "{args:?}"
+            );
+        }
+        let cli = parse(&["demo", "-v"]).unwrap();
+        assert_eq!(cli.command.verbose(), 1);
+        assert_eq!(parse(&["emulator"]).unwrap().command.verbose(), 0);
     }
 }

@@ -27,6 +27,26 @@ pub(crate) struct VoicesArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(crate) client: crate::ClientArgs,
+}
+
+/// `smallest clone …`: a subcommand, and the client flags (before or after it).
+#[derive(Args, Debug)]
+pub(crate) struct CloneArgs {
+    #[command(subcommand)]
+    pub(crate) command: CloneCommand,
+    #[command(flatten)]
+    pub(crate) client: crate::ClientArgs,
+}
+
+/// `smallest dicts …`: a subcommand, and the client flags (before or after it).
+#[derive(Args, Debug)]
+pub(crate) struct DictsArgs {
+    #[command(subcommand)]
+    pub(crate) command: DictsCommand,
+    #[command(flatten)]
+    pub(crate) client: crate::ClientArgs,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,169 +1,121 @@
-//! A status line updated in place (`\r` and "clear line") on a terminal, and the
-//! number formatting the progress displays share.
+//! Progress drawn with `indicatif`: a spinner while a call is waited for, a bar with an
+//! ETA for an upload or a text spoken in several requests, the interim line of a live
+//! transcript, and the number formatting the summaries share.
 //!
-//! Nothing is ever written when the stream is not a terminal: scripts and logs get
-//! only the summaries the commands print at the end.
+//! Nothing is ever drawn when the stream is not a terminal (or `TERM=dumb`): scripts
+//! and logs get only the summaries the commands print at the end. Lines are fitted to
+//! the terminal's real width. A display is cleared when it is finished or dropped, so
+//! it never stays under an error or a summary.
 
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
 
-/// Moves to the start of the line and clears it.
-const CLEAR: &str = "\r\x1b[2K";
+use indicatif::{
+    HumanDuration, ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressState, ProgressStyle,
+};
 
-/// The shortest gap between two redraws (faster updates are skipped).
-const REDRAW_EVERY: Duration = Duration::from_millis(100);
+/// How often a spinner turns (and its clock is redrawn).
+const TICK: Duration = Duration::from_millis(100);
 
-/// Which stream a line is drawn on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Target {
-    Stdout,
-    Stderr,
+/// A spinner, the time waited so far, and what is waited for.
+const SPINNER: &str = "{spinner} {elapsed:>3} {wide_msg}";
+
+/// An upload: what is sent, a bar, the bytes sent of all, the rate and the time left.
+const UPLOAD: &str = "{spinner} {wide_msg} [{bar:12}] {decimal_bytes}/{decimal_total_bytes} \
+                      {decimal_bytes_per_sec} {eta}";
+
+/// A text spoken in several requests: which one is under way, a bar, the time left.
+const CHUNKS: &str = "{spinner} {msg} [{wide_bar}] {eta}";
+
+/// One line of text, its end kept when it is wider than the terminal (right-aligned,
+/// so the newest words of a growing interim transcript stay in view).
+const TAIL_LINE: &str = "{wide_msg:>}";
+
+/// The filled, current and empty cells of a bar (plain ASCII, for any terminal font).
+const BAR_CHARS: &str = "=> ";
+
+/// A spinner on stderr saying `message`, turning until it is finished.
+pub(crate) fn spinner(message: impl Into<Cow<'static, str>>) -> ProgressBar {
+    new(ProgressDrawTarget::stderr(), None, SPINNER, true).with_message(message)
 }
 
-impl Target {
-    fn write(self, text: &str) {
-        // A status line is a courtesy: a failed write to the terminal is ignored.
-        match self {
-            Target::Stdout => {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(text.as_bytes());
-                let _ = out.flush();
-            }
-            Target::Stderr => {
-                let mut out = std::io::stderr().lock();
-                let _ = out.write_all(text.as_bytes());
-                let _ = out.flush();
-            }
-        }
-    }
-
-    fn is_terminal(self) -> bool {
-        match self {
-            Target::Stdout => std::io::stdout().is_terminal(),
-            Target::Stderr => std::io::stderr().is_terminal(),
-        }
-    }
+/// A bar on stderr for an upload of `total` bytes, saying `message`; set its position
+/// to the bytes sent.
+pub(crate) fn upload(total: u64, message: impl Into<Cow<'static, str>>) -> ProgressBar {
+    new(ProgressDrawTarget::stderr(), Some(total), UPLOAD, true).with_message(message)
 }
 
-/// One line of status, redrawn in place; off (every call a no-op) when its stream is
-/// not a terminal.
-#[derive(Debug)]
-pub(crate) struct StatusLine {
-    target: Option<Target>,
-    shown: bool,
-    last_draw: Option<Instant>,
+/// A bar on stderr for `count` requests made one after another; its position is the
+/// number done, its message [`chunk_message`] of the one under way.
+pub(crate) fn chunks(count: u64) -> ProgressBar {
+    new(ProgressDrawTarget::stderr(), Some(count), CHUNKS, true)
 }
 
-impl StatusLine {
-    /// A line on stderr, shown only when stderr is a terminal.
-    pub(crate) fn stderr() -> Self {
-        Self::on(Target::Stderr)
-    }
+/// A line on `target` showing the end of its message (see [`TAIL_LINE`]).
+pub(crate) fn tail_line(target: ProgressDrawTarget) -> ProgressBar {
+    new(target, None, TAIL_LINE, false)
+}
 
-    /// A line on `target`, shown only when it is a terminal.
-    pub(crate) fn on(target: Target) -> Self {
-        Self::new(target.is_terminal().then_some(target))
-    }
+/// Turns `bar` (an upload bar, say) into a spinner saying `message`, its clock
+/// restarted.
+pub(crate) fn to_spinner(bar: &ProgressBar, message: impl Into<Cow<'static, str>>) {
+    bar.set_style(style(SPINNER));
+    bar.set_message(message);
+    bar.reset_elapsed();
+}
 
-    /// A line drawn on `target` (`None`: never drawn).
-    pub(crate) fn new(target: Option<Target>) -> Self {
-        StatusLine {
-            target,
-            shown: false,
-            last_draw: None,
-        }
-    }
+/// Turns `bar` (back) into an upload bar saying `message`, its clock restarted.
+pub(crate) fn to_upload(bar: &ProgressBar, message: impl Into<Cow<'static, str>>) {
+    bar.set_style(style(UPLOAD));
+    bar.set_message(message);
+    bar.reset();
+}
 
-    /// Whether anything is drawn at all.
-    pub(crate) fn is_on(&self) -> bool {
-        self.target.is_some()
+fn new(target: ProgressDrawTarget, len: Option<u64>, template: &str, tick: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(len, target)
+        .with_style(style(template))
+        .with_finish(ProgressFinish::AndClear);
+    // A hidden bar draws nothing: no thread to turn it.
+    if tick && !bar.is_hidden() {
+        bar.enable_steady_tick(TICK);
     }
+    bar
+}
 
-    /// Redraws the line with `text`, unless it was redrawn less than 100 ms ago.
-    pub(crate) fn update(&mut self, text: &str) {
-        if self.last_draw.is_some_and(|at| at.elapsed() < REDRAW_EVERY) {
-            return;
-        }
-        self.draw(text);
-    }
+/// The style of `template` (the templates are constants, checked by the tests; a bad
+/// one would show as a plain spinner rather than fail the command).
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+        .progress_chars(BAR_CHARS)
+        .with_key("eta", |state: &ProgressState, out: &mut dyn fmt::Write| {
+            let _ = out.write_str(&eta_text(state.pos(), state.eta()));
+        })
+}
 
-    /// Redraws the line with `text` now.
-    pub(crate) fn draw(&mut self, text: &str) {
-        let Some(target) = self.target else {
-            return;
-        };
-        target.write(&format!("{CLEAR}{}", fit_head(text, width())));
-        self.shown = true;
-        self.last_draw = Some(Instant::now());
-    }
-
-    /// Redraws the line with the end of `text` now (for text that grows at its end,
-    /// such as an interim transcript).
-    pub(crate) fn draw_tail(&mut self, text: &str) {
-        let Some(target) = self.target else {
-            return;
-        };
-        target.write(&format!("{CLEAR}{}", fit_tail(text, width())));
-        self.shown = true;
-        self.last_draw = Some(Instant::now());
-    }
-
-    /// Erases the line, if one is shown (the next update draws at once).
-    pub(crate) fn clear(&mut self) {
-        if let (Some(target), true) = (self.target, self.shown) {
-            target.write(CLEAR);
-        }
-        self.shown = false;
-        self.last_draw = None;
+/// `ETA 12s`; `ETA …` before the first step, when nothing is known yet (indicatif's
+/// own `{eta}` would say `0s`).
+fn eta_text(done: u64, eta: Duration) -> String {
+    if done == 0 {
+        "ETA …".to_owned()
+    } else {
+        format!("ETA {:#}", HumanDuration(eta))
     }
 }
 
-impl Drop for StatusLine {
-    fn drop(&mut self) {
-        self.clear();
+/// `synthesizing chunk 2/5`: the request under way (`k` counts from 1) of `n`.
+pub(crate) fn chunk_message(k: usize, n: usize) -> String {
+    format!("synthesizing chunk {k}/{n}")
+}
+
+/// ` in 3 requests` after a summary when a text took more than one; nothing for one.
+pub(crate) fn requests_note(n: usize) -> String {
+    if n > 1 {
+        format!(" in {n} requests")
+    } else {
+        String::new()
     }
-}
-
-/// The terminal's width, from `COLUMNS` (80 when it is not set), less one column so
-/// the line never wraps.
-fn width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.trim().parse::<usize>().ok())
-        .filter(|c| *c >= 20)
-        .unwrap_or(80)
-        - 1
-}
-
-/// `text` cut to `width` characters, keeping its start (`…` at the end when cut).
-pub(crate) fn fit_head(text: &str, width: usize) -> String {
-    let text = one_line(text);
-    if text.chars().count() <= width {
-        return text;
-    }
-    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-/// `text` cut to `width` characters, keeping its end (`…` at the start when cut).
-pub(crate) fn fit_tail(text: &str, width: usize) -> String {
-    let text = one_line(text);
-    let count = text.chars().count();
-    if count <= width {
-        return text;
-    }
-    let keep = width.saturating_sub(1);
-    let mut out = String::from("…");
-    out.extend(text.chars().skip(count - keep));
-    out
-}
-
-/// Line breaks and tabs as spaces, so a status never spans two lines.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 /// A byte count for people: `512 B`, `12.3 KB`, `4.56 MB`, `1.23 GB` (powers of 1000).
@@ -190,12 +142,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_are_cut_to_the_width() {
-        assert_eq!(fit_head("short", 10), "short");
-        assert_eq!(fit_head("0123456789abc", 10), "012345678…");
-        assert_eq!(fit_tail("0123456789abc", 10), "…456789abc");
-        assert_eq!(fit_tail("a\nb\tc", 10), "a b c");
-        assert_eq!(fit_tail("héllo wörld", 6), "…wörld");
+    fn every_template_is_valid() {
+        for template in [SPINNER, UPLOAD, CHUNKS, TAIL_LINE] {
+            assert!(
+                ProgressStyle::with_template(template).is_ok(),
+                "{template:?} does not parse"
+            );
+        }
+        // The placeholders the displays promise.
+        assert!(UPLOAD.contains("{eta}") && UPLOAD.contains("{decimal_bytes_per_sec}"));
+        assert!(UPLOAD.contains("{decimal_total_bytes}") && UPLOAD.contains("{bar:12}"));
+        assert!(CHUNKS.contains("{eta}") && CHUNKS.contains("{wide_bar}"));
+        assert!(SPINNER.contains("{spinner}") && SPINNER.contains("{elapsed"));
+    }
+
+    #[test]
+    fn the_eta_is_unknown_until_a_step_is_done() {
+        assert_eq!(eta_text(0, Duration::ZERO), "ETA …");
+        assert_eq!(eta_text(1, Duration::from_secs(12)), "ETA 12s");
+        assert_eq!(eta_text(3, Duration::from_secs(125)), "ETA 2m");
+    }
+
+    #[test]
+    fn chunks_and_requests_are_counted_for_people() {
+        assert_eq!(chunk_message(1, 4), "synthesizing chunk 1/4");
+        assert_eq!(chunk_message(4, 4), "synthesizing chunk 4/4");
+        assert_eq!(requests_note(1), "");
+        assert_eq!(requests_note(0), "");
+        assert_eq!(requests_note(3), " in 3 requests");
+    }
+
+    #[test]
+    fn a_hidden_target_draws_nothing_and_a_display_can_change_shape() {
+        let bar = new(ProgressDrawTarget::hidden(), Some(10), UPLOAD, true);
+        assert!(bar.is_hidden());
+        bar.set_position(10);
+        to_spinner(&bar, "transcribing…");
+        assert_eq!(bar.message(), "transcribing…");
+        to_upload(&bar, "again");
+        assert_eq!((bar.message().as_str(), bar.position()), ("again", 0));
+        bar.finish_and_clear();
+        assert!(bar.is_finished());
+        let line = tail_line(ProgressDrawTarget::hidden());
+        line.set_message("an interim");
+        assert!(line.is_hidden());
     }
 
     #[test]
@@ -205,15 +195,5 @@ mod tests {
         assert_eq!(bytes(4_560_000), "4.56 MB");
         assert_eq!(bytes(1_230_000_000), "1.23 GB");
         assert_eq!(secs(Duration::from_millis(1250)), "1.25 s");
-    }
-
-    #[test]
-    fn an_off_line_draws_nothing() {
-        let mut line = StatusLine::new(None);
-        assert!(!line.is_on());
-        line.draw("x");
-        line.draw_tail("y");
-        line.clear();
-        assert!(!line.shown);
     }
 }

@@ -22,6 +22,18 @@ pub(crate) async fn terminated() {
     EXIT_STATUS.store(status, Ordering::SeqCst);
 }
 
+/// Runs `work` unless SIGINT, SIGTERM or SIGHUP comes first: then `work` is dropped (its
+/// call cancelled) and the command fails with `why()`, its exit status the signal's.
+pub(crate) async fn unless_interrupted<T>(
+    why: impl FnOnce() -> String,
+    work: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::select! {
+        result = work => result,
+        () = terminated() => Err(why()),
+    }
+}
+
 #[cfg(unix)]
 async fn wait() -> u8 {
     use tokio::signal::unix::{SignalKind, signal};

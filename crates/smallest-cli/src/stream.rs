@@ -3,18 +3,21 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use indicatif::ProgressBar;
 use smallest_core::stt::{TranscribeRequest, Transcription};
 use smallest_core::tts::{OutputFormat, TtsRequest};
 use smallest_hyper::{AudioStream, Client, Progress, ProgressHook};
 
 use crate::explain;
 use crate::output::{AudioFile, Container};
-use crate::progress::{self, StatusLine};
+use crate::progress;
 
-/// Uploads at least this large show their progress on a terminal.
+/// Uploads at least this large show a bar on a terminal (smaller ones only the
+/// spinner).
 const SHOW_UPLOAD_FROM: u64 = 1_000_000;
 
 /// `tts --stream`: synthesizes with `POST /waves/v1/tts/live` and writes the audio to
@@ -36,10 +39,14 @@ pub(crate) async fn tts_stream(
     } else {
         request
     };
-    let mut stream = client
-        .synthesize_stream(&request)
-        .await
-        .map_err(|e| explain(&e))?;
+    let status = progress::spinner("synthesizing…");
+    // One wait for the signals from the first request on: none can slip between two.
+    let mut interrupt = std::pin::pin!(crate::signal::terminated());
+    let started = tokio::select! {
+        started = client.synthesize_stream(&request) => started.map_err(|e| explain(&e)),
+        _ = &mut interrupt => Err(format!("interrupted: {} was not written", output.display())),
+    };
+    let mut stream = started.inspect_err(|_| status.finish_and_clear())?;
     let format = stream.format();
     let sample_rate = stream.sample_rate();
     let container = if wav {
@@ -50,16 +57,16 @@ pub(crate) async fn tts_stream(
     } else {
         Container::Raw
     };
-    let mut out = AudioFile::create(output, container)?;
-    let mut status = StatusLine::stderr();
+    let mut out =
+        AudioFile::create(output, container).inspect_err(|_| status.finish_and_clear())?;
+    status.set_message("receiving…");
     // The seconds of audio received; `None` for MP3, whose chunks do not say.
     let mut seconds = Some(Duration::ZERO);
-    let mut interrupt = std::pin::pin!(crate::signal::terminated());
     loop {
         let next = tokio::select! {
             next = stream.next_chunk() => next,
             _ = &mut interrupt => {
-                status.clear();
+                status.finish_and_clear();
                 return Err(incomplete("interrupted", &out, seconds, output));
             }
         };
@@ -67,15 +74,16 @@ pub(crate) async fn tts_stream(
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(e) => {
-                status.clear();
+                status.finish_and_clear();
                 return Err(incomplete(&explain(&e), &out, seconds, output));
             }
         };
-        out.write(chunk.data())?;
+        out.write(chunk.data())
+            .inspect_err(|_| status.finish_and_clear())?;
         seconds = seconds.zip(chunk.duration()).map(|(a, b)| a + b);
-        status.update(&format!("receiving: {}", received(&stream, &out, seconds)));
+        status.set_message(format!("receiving: {}", received(&stream, &out, seconds)));
     }
-    status.clear();
+    status.finish_and_clear();
     if !stream.is_complete() {
         // `next_chunk` ends only after the `done` frame; never trust a short stream.
         return Err(incomplete(
@@ -131,8 +139,10 @@ fn incomplete(why: &str, out: &AudioFile, seconds: Option<Duration>, output: &Pa
     )
 }
 
-/// `stt FILE`: uploads the file streamed from disk (never held in memory whole); on a
-/// terminal, a file of 1 MB or more shows the upload's progress.
+/// `stt FILE`: uploads the file streamed from disk (never held in memory whole). On a
+/// terminal a spinner shows while the transcript is waited for; a file of 1 MB or more
+/// shows a bar of its upload first (bytes, rate, ETA), which turns into the spinner
+/// once the whole file is sent.
 pub(crate) async fn transcribe_file(
     client: &Client,
     path: &str,
@@ -142,42 +152,50 @@ pub(crate) async fn transcribe_file(
     if !meta.is_file() {
         return Err(format!("{path} is not a file"));
     }
-    let status = Arc::new(Mutex::new(StatusLine::stderr()));
-    let show = meta.len() >= SHOW_UPLOAD_FROM && lock(&status).is_on();
-    let hook: Option<ProgressHook> = show.then(|| {
-        let status = status.clone();
-        let name = path.to_owned();
-        Arc::new(move |p: Progress| {
-            let mut line = lock(&status);
-            if p.total.is_some_and(|total| p.sent >= total) {
-                line.draw(&format!(
-                    "uploaded {} ({}); transcribing…",
-                    name,
+    let name = crate::file_name(path);
+    let (status, hook) = if meta.len() >= SHOW_UPLOAD_FROM {
+        let bar = progress::upload(meta.len(), format!("uploading {name}"));
+        let hook = (!bar.is_hidden()).then(|| upload_hook(&bar, &name));
+        (bar, hook)
+    } else {
+        (progress::spinner(format!("transcribing {name}…")), None)
+    };
+    let result = crate::signal::unless_interrupted(
+        || "interrupted: the transcription was stopped".to_owned(),
+        async {
+            client
+                .transcribe_file(path, request, hook)
+                .await
+                .map_err(|e| explain(&e))
+        },
+    )
+    .await;
+    status.finish_and_clear();
+    result
+}
+
+/// Moves `bar` with the upload; once all is sent, turns it into the "transcribing"
+/// spinner (and back into a bar if a retry sends the file again).
+fn upload_hook(bar: &ProgressBar, name: &str) -> ProgressHook {
+    let bar = bar.clone();
+    let name = name.to_owned();
+    let sent_all = AtomicBool::new(false);
+    Arc::new(move |p: Progress| {
+        let done = p.total.is_some_and(|total| p.sent >= total);
+        if done != sent_all.swap(done, Ordering::SeqCst) {
+            if done {
+                let message = format!(
+                    "uploaded {name} ({}); transcribing…",
                     progress::bytes(p.sent)
-                ));
+                );
+                progress::to_spinner(&bar, message);
             } else {
-                line.update(&upload_text(&name, p));
+                progress::to_upload(&bar, format!("uploading {name} again"));
             }
-        }) as ProgressHook
-    });
-    let result = client.transcribe_file(path, request, hook).await;
-    lock(&status).clear();
-    result.map_err(|e| explain(&e))
-}
-
-/// `uploading big.wav: 42% (0.52 MB of 1.24 MB)`.
-fn upload_text(name: &str, p: Progress) -> String {
-    match (p.fraction(), p.total) {
-        (Some(fraction), Some(total)) => format!(
-            "uploading {name}: {:.0}% ({} of {})",
-            fraction * 100.0,
-            progress::bytes(p.sent),
-            progress::bytes(total)
-        ),
-        _ => format!("uploading {name}: {}", progress::bytes(p.sent)),
-    }
-}
-
-fn lock(status: &Mutex<StatusLine>) -> std::sync::MutexGuard<'_, StatusLine> {
-    status.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+        if let Some(total) = p.total {
+            bar.set_length(total);
+        }
+        bar.set_position(p.sent);
+    })
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use smallest_core::tts::{RECOMMENDED_MAX_CHARS, TTS_PATH, split_text};
 use smallest_emulator::{Emulator, RunningEmulator, SAMPLE_AUDIO_TEXT, SAMPLE_AUDIO_URL};
 
 const KEY: &str = "sk_cli_test_canary_4711";
@@ -33,12 +34,25 @@ fn smallest_with_stdin(
     args: &[&str],
     stdin: Option<&str>,
 ) -> Output {
+    smallest_with_env(dir, emulator, key, args, stdin, &[])
+}
+
+/// Runs the binary with `stdin` piped in and `env` set.
+fn smallest_with_env(
+    dir: &PathBuf,
+    emulator: Option<&RunningEmulator>,
+    key: Option<&str>,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_smallest"));
     cmd.current_dir(dir)
         .args(args)
         .env_remove("SMALLEST_API_KEY")
         .env_remove("SMALLEST_BASE_URL")
-        .env_remove("SMALLEST_CA_CERT");
+        .env_remove("SMALLEST_CA_CERT")
+        .envs(env.iter().copied());
     if let Some(emulator) = emulator {
         cmd.env("SMALLEST_BASE_URL", emulator.base_url());
     }
@@ -696,23 +710,23 @@ fn a_silent_server_ends_the_command_at_the_timeout_instead_of_hanging() {
     let dir = workdir("silent");
     let url = silent_server();
     for (args, limit) in [
-        (vec!["--timeout", "1", "--max-retries", "0", "voices"], 1.0),
+        (vec!["voices", "--timeout", "1", "--max-retries", "0"], 1.0),
         (
             vec![
-                "--total-timeout",
-                "1",
-                "--max-retries",
-                "0",
                 "tts",
                 "Hi.",
                 "-o",
                 "x.wav",
+                "--total-timeout",
+                "1",
+                "--max-retries",
+                "0",
             ],
             1.0,
         ),
     ] {
-        let mut all = vec!["--base-url", url.as_str()];
-        all.extend(args.iter().copied());
+        let mut all = args.clone();
+        all.extend(["--base-url", url.as_str()]);
         let started = Instant::now();
         let out = smallest(&dir, None, Some(KEY), &all);
         let took = started.elapsed().as_secs_f64();
@@ -795,7 +809,7 @@ fn server_text_reaches_the_terminal_with_its_control_characters_escaped() {
          connection: close\r\n\r\n{body}",
         body.len()
     ));
-    let out = smallest(&dir, None, Some(KEY), &["--base-url", &url, "voices"]);
+    let out = smallest(&dir, None, Some(KEY), &["voices", "--base-url", &url]);
     let err = text(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("bad key"), "{err}");
@@ -820,7 +834,7 @@ fn a_connection_failure_shows_its_cause_the_server_and_the_fix() {
         &dir,
         None,
         Some(KEY),
-        &["--base-url", &refused, "--max-retries", "0", "voices"],
+        &["voices", "--base-url", &refused, "--max-retries", "0"],
     );
     let err = text(&out.stderr);
     assert!(!out.status.success());
@@ -835,7 +849,7 @@ fn a_connection_failure_shows_its_cause_the_server_and_the_fix() {
         &dir,
         Some(&emulator),
         Some(KEY),
-        &["--max-retries", "0", "voices"],
+        &["voices", "--max-retries", "0"],
     );
     let err = text(&out.stderr);
     assert!(!out.status.success());
@@ -1129,7 +1143,7 @@ fn pronunciation_dicts_insecure_http_and_unknown_voices_from_the_command_line() 
         &dir,
         None,
         Some(KEY),
-        &["--base-url", "http://10.0.0.1:9", "voices"],
+        &["voices", "--base-url", "http://10.0.0.1:9"],
     );
     let err = text(&out.stderr);
     assert!(
@@ -1174,7 +1188,7 @@ fn verbose_shows_each_call_and_attempt_and_never_the_key_or_the_text() {
         &dir,
         Some(&emulator),
         Some(KEY),
-        &["-v", "tts", "Secret words.", "-o", "v.wav"],
+        &["tts", "-v", "Secret words.", "-o", "v.wav"],
     );
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -1221,8 +1235,9 @@ fn the_emulator_command_takes_every_flag_of_the_emulator_binary() {
     let url = first.trim().to_owned();
     let dir = workdir("emuflags");
     let run = |key: &str, args: &[&str]| {
-        let mut all = vec!["--base-url", url.as_str(), "--max-retries", "0"];
-        all.extend_from_slice(args);
+        // The client flags after the command's name, where they belong.
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--base-url", url.as_str(), "--max-retries", "0"]);
         smallest(&dir, None, Some(key), &all)
     };
     let forbidden = run("sk_forbidden_cli_0001", &["tts", "Hi.", "-o", "f.wav"]);
@@ -1238,4 +1253,480 @@ fn the_emulator_command_takes_every_flag_of_the_emulator_binary() {
         text(&forbidden.stderr)
     );
     assert!(text(&big.stderr).contains("413"), "{}", text(&big.stderr));
+}
+
+/// About 900 characters in fifteen sentences: more than one request's worth of text.
+fn long_text() -> String {
+    (1..=15)
+        .map(|i| format!("Sentence number {i} of the long text says a little more."))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How many synthesis requests (`POST /waves/v1/tts`) the emulator has seen.
+fn tts_requests(emulator: &RunningEmulator) -> usize {
+    emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == TTS_PATH)
+        .count()
+}
+
+/// Fails if `out`'s stderr holds any part of a progress display: a redraw in place
+/// (`\r`), an escape sequence, or the words a spinner or a bar shows.
+fn assert_no_progress(what: &str, out: &Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains('\r') && !stderr.contains("\u{1b}["),
+        "{what}: a progress display reached a stderr that is not a terminal: {stderr:?}"
+    );
+    for word in [
+        "synthesizing",
+        "chunk",
+        "uploading",
+        "transcribing",
+        "receiving",
+        "ETA",
+    ] {
+        assert!(!stderr.contains(word), "{what}: {word:?} in {stderr:?}");
+    }
+}
+
+#[test]
+fn no_progress_is_drawn_on_a_stderr_that_is_not_a_terminal() {
+    // Slow enough for a spinner to turn a few times, were it drawn.
+    let emulator = Emulator::builder()
+        .key(KEY)
+        .tts_latency(Duration::from_millis(150))
+        .spawn()
+        .unwrap();
+    let dir = workdir("no-progress");
+    // A terminal type that draws: only the piped stderr keeps the display off.
+    let env = [("TERM", "xterm-256color"), ("COLUMNS", "100")];
+    let run = |args: &[&str]| {
+        let out = smallest_with_env(&dir, Some(&emulator), Some(KEY), args, None, &env);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        out
+    };
+
+    let out = run(&["tts", "A short text.", "-o", "short.wav"]);
+    assert_no_progress("tts", &out);
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("wrote short.wav") && !stderr.contains("requests"),
+        "{stderr}"
+    );
+
+    let long = long_text();
+    let out = run(&["tts", &long, "-o", "long.wav", "--sample-rate", "16000"]);
+    assert_no_progress("tts, a long text", &out);
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // Over 1 MB: the upload that shows a bar on a terminal.
+    assert!(std::fs::metadata(dir.join("long.wav")).unwrap().len() >= 1_000_000);
+    let out = run(&["stt", "long.wav"]);
+    assert_no_progress("stt FILE", &out);
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(text(&out.stdout), long);
+
+    let out = run(&["stt", "long.wav", "--json"]);
+    assert_no_progress("stt --json", &out);
+
+    let out = run(&["tts", "Streamed.", "-o", "streamed.wav", "--stream"]);
+    assert_no_progress("tts --stream", &out);
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_long_text_is_spoken_in_chunks_of_at_most_250_characters_and_joined_into_one_wav() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let dir = workdir("long");
+    let long = long_text();
+    assert!(long.chars().count() > 3 * RECOMMENDED_MAX_CHARS, "{long}");
+    let pieces = split_text(&long, RECOMMENDED_MAX_CHARS);
+    assert!(pieces.len() >= 4, "{pieces:?}");
+
+    let before = tts_requests(&emulator);
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["tts", &long, "-o", "long.wav", "--sample-rate", "16000"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("wrote long.wav (wav as sent, 16000 Hz")
+            && stderr.ends_with(&format!(") in {} requests", pieces.len())),
+        "{stderr}"
+    );
+    assert_eq!(tts_requests(&emulator) - before, pieces.len());
+    // Every request carried at most 250 characters of text (JSON bodies, a little more).
+    let sizes: Vec<usize> = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path == TTS_PATH)
+        .skip(before)
+        .map(|r| r.body_len)
+        .collect();
+    assert!(
+        sizes.iter().all(|&n| n < RECOMMENDED_MAX_CHARS + 200),
+        "{sizes:?}"
+    );
+
+    // One valid WAV, as long as its pieces spoken one by one.
+    let (rate, channels, bits, samples) = wav_facts(&dir.join("long.wav"));
+    assert_eq!((rate, channels, bits), (16000, 1, 16));
+    let mut sum = 0;
+    for (i, piece) in pieces.iter().enumerate() {
+        let file = format!("piece{i}.wav");
+        ok(
+            &dir,
+            &emulator,
+            &["tts", piece, "-o", &file, "--sample-rate", "16000"],
+        );
+        sum += wav_facts(&dir.join(&file)).3;
+    }
+    assert_eq!(samples, sum);
+    // In order: it transcribes back to the whole text.
+    assert_eq!(ok(&dir, &emulator, &["stt", "long.wav"]), long);
+
+    // Raw PCM into a .wav file: joined the same way, then given its header.
+    ok(
+        &dir,
+        &emulator,
+        &[
+            "tts",
+            &long,
+            "-o",
+            "long-pcm.wav",
+            "--format",
+            "pcm",
+            "--sample-rate",
+            "16000",
+        ],
+    );
+    assert_eq!(wav_facts(&dir.join("long-pcm.wav")).3, samples);
+
+    // Refused before any request: an empty text, a bad value in a long text.
+    let before = tts_requests(&emulator);
+    for (args, says) in [
+        (vec!["tts", "   ", "-o", "empty.wav"], "the text"),
+        (
+            vec!["tts", long.as_str(), "-o", "fast.wav", "--speed", "9"],
+            "--speed",
+        ),
+    ] {
+        let out = smallest(&dir, Some(&emulator), Some(KEY), &args);
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+    assert_eq!(tts_requests(&emulator), before, "a request was made");
+    assert!(!dir.join("empty.wav").exists() && !dir.join("fast.wav").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_signal_during_a_long_text_writes_nothing_and_exits_like_a_killed_process() {
+    let emulator = Emulator::builder()
+        .key(KEY)
+        .tts_latency(Duration::from_millis(800))
+        .spawn()
+        .unwrap();
+    let dir = workdir("long-signal");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smallest"))
+        .current_dir(&dir)
+        .args(["tts", &long_text(), "-o", "out.wav"])
+        .env("SMALLEST_API_KEY", KEY)
+        .env("SMALLEST_BASE_URL", emulator.base_url())
+        .env_remove("SMALLEST_CA_CERT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the second chunk's request is under way.
+    let started = Instant::now();
+    while tts_requests(&emulator) < 2 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(tts_requests(&emulator) >= 2, "the requests did not start");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let waited = Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if waited.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("the command did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(
+        stderr.contains("interrupted") && stderr.contains("out.wav was not written"),
+        "{stderr}"
+    );
+    assert!(!dir.join("out.wav").exists());
+}
+
+/// Runs the binary on a pseudo-terminal `cols` columns wide (through util-linux
+/// `script`), with `COLUMNS` saying 200, and returns what the terminal received
+/// (stdout and stderr). `None` when `script` is not there to run it.
+#[cfg(unix)]
+fn on_a_terminal(
+    dir: &PathBuf,
+    emulator: &RunningEmulator,
+    cols: u16,
+    args: &[&str],
+) -> Option<String> {
+    // The arguments travel in the environment: no shell quoting to get wrong.
+    let mut command = format!("stty cols {cols} rows 24 && exec \"$SMALLEST_BIN\"");
+    let mut cmd = Command::new("script");
+    for (i, arg) in args.iter().enumerate() {
+        command.push_str(&format!(" \"$ARG{i}\""));
+        cmd.env(format!("ARG{i}"), arg);
+    }
+    cmd.args(["-qec", &command, "/dev/null"])
+        .current_dir(dir)
+        .env("SMALLEST_BIN", env!("CARGO_BIN_EXE_smallest"))
+        .env("SHELL", "/bin/sh")
+        .env("TERM", "xterm")
+        .env("COLUMNS", "200")
+        .env("SMALLEST_API_KEY", KEY)
+        .env("SMALLEST_BASE_URL", emulator.base_url())
+        .env_remove("SMALLEST_CA_CERT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let Ok(mut child) = cmd.spawn() else {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return None;
+    };
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut all);
+        all
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("{args:?} on a terminal did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let all = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    assert!(!all.contains(KEY), "the key was printed: {all}");
+    assert!(status.success(), "{args:?} on a terminal: {all:?}");
+    Some(all)
+}
+
+/// The pieces of terminal output between redraws: split at `\r`, `\n` and escape
+/// sequences, blank ones dropped.
+fn drawn_pieces(all: &str) -> Vec<String> {
+    let mut pieces = vec![String::new()];
+    let mut chars = all.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' | '\n' => pieces.push(String::new()),
+            '\u{1b}' => {
+                // CSI: ESC [ parameters, then one final letter.
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+                pieces.push(String::new());
+            }
+            c => pieces.last_mut().unwrap().push(c),
+        }
+    }
+    pieces.retain(|p| !p.trim().is_empty());
+    pieces
+}
+
+#[cfg(unix)]
+#[test]
+fn on_a_terminal_progress_is_drawn_at_its_real_width_and_cleared_before_the_summary() {
+    use smallest_emulator::{Fault, FaultRule};
+    let emulator = Emulator::builder()
+        .key(KEY)
+        .tts_latency(Duration::from_millis(200))
+        // The transcript comes slowly after the upload: time for the spinner to show.
+        .fault(FaultRule::new(
+            "/waves/v1/stt",
+            Fault::TrickleBody {
+                chunk_bytes: 64,
+                interval: Duration::from_millis(20),
+            },
+        ))
+        .spawn()
+        .unwrap();
+    let dir = workdir("tty");
+    let long = long_text();
+    let n = split_text(&long, RECOMMENDED_MAX_CHARS).len();
+    let Some(all) = on_a_terminal(
+        &dir,
+        &emulator,
+        50,
+        &["tts", &long, "-o", "long.wav", "--sample-rate", "16000"],
+    ) else {
+        return;
+    };
+    assert!(
+        all.contains("synthesizing chunk 1/") && all.contains(&format!("chunk {n}/{n}")),
+        "{all:?}"
+    );
+    assert!(all.contains("ETA"), "{all:?}");
+    // Drawn in place, each frame within the terminal's 50 columns (not COLUMNS=200).
+    assert!(all.contains("\r\u{1b}[2K"), "{all:?}");
+    for piece in drawn_pieces(&all) {
+        if !piece.starts_with("wrote ") {
+            assert!(piece.chars().count() <= 50, "{piece:?} is wider than 50");
+        }
+    }
+    // Cleared before the summary, which starts on an empty line.
+    let summary = all.find("wrote long.wav").expect("no summary");
+    assert!(all[..summary].ends_with("\u{1b}[2K"), "{all:?}");
+    assert!(
+        all[summary..].contains(&format!("in {n} requests")),
+        "{all:?}"
+    );
+
+    // The upload of a file over 1 MB: a bar, then the spinner, then the transcript.
+    let Some(all) = on_a_terminal(&dir, &emulator, 80, &["stt", "long.wav"]) else {
+        return;
+    };
+    let bar = all.find("uploading long.wav").expect("no upload bar");
+    let waiting = all.rfind("transcribing").expect("no spinner");
+    let transcript = all.find(&long).expect("no transcript");
+    assert!(bar < waiting && waiting < transcript, "{all:?}");
+    assert!(all[..transcript].ends_with("\u{1b}[2K"), "{all:?}");
+    let size = std::fs::metadata(dir.join("long.wav")).unwrap().len();
+    let total = format!("/{:.2} MB", size as f64 / 1e6);
+    assert!(
+        all.contains("MB/s") && all.contains(&total),
+        "{total}: {all:?}"
+    );
+}
+
+#[test]
+fn client_flags_are_only_on_the_commands_that_call_the_api() {
+    let dir = workdir("flags-where");
+    let help = |args: &[&str]| {
+        let out = smallest(&dir, None, None, args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let client_flags = [
+        "--base-url",
+        "--ca-cert",
+        "--max-retries",
+        "--timeout",
+        "--total-timeout",
+        "--allow-insecure-http",
+    ];
+    for command in [
+        &["demo", "--help"][..],
+        &["emulator", "--help"],
+        &["--help"],
+    ] {
+        let shown = help(command);
+        for flag in client_flags {
+            assert!(!shown.contains(flag), "{command:?} lists {flag}: {shown}");
+        }
+    }
+    assert!(!help(&["emulator", "--help"]).contains("--verbose"));
+    assert!(help(&["demo", "--help"]).contains("--verbose"));
+    for command in [
+        &["tts", "--help"][..],
+        &["stt", "--help"],
+        &["voices", "--help"],
+        &["health", "--help"],
+        &["clone", "--help"],
+        &["clone", "list", "--help"],
+        &["clone", "create", "--help"],
+        &["dicts", "--help"],
+        &["dicts", "update", "--help"],
+    ] {
+        let shown = help(command);
+        for flag in client_flags.iter().chain(&["--verbose"]) {
+            assert!(shown.contains(flag), "{command:?} lacks {flag}: {shown}");
+        }
+    }
+
+    // Where a flag does not apply, clap refuses it (exit status 2).
+    for args in [
+        &["emulator", "--base-url", "x"][..],
+        &["emulator", "-v"],
+        &["demo", "--max-retries", "0"],
+        &["--base-url", "x", "tts", "Hi.", "-o", "x.wav"],
+    ] {
+        let out = smallest(&dir, None, Some(KEY), args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("unexpected argument"),
+            "{args:?}"
+        );
+    }
+
+    // After the command's name they work; on clone and dicts, around the subcommand
+    // too. SMALLEST_BASE_URL points at nothing: only the flag reaches the emulator.
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let url = emulator.base_url();
+    let nowhere = {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        format!("http://127.0.0.1:{port}")
+    };
+    let env = [("SMALLEST_BASE_URL", nowhere.as_str())];
+    for args in [
+        &["tts", "Hi.", "-o", "flag.wav", "--base-url", &url][..],
+        &["voices", "--base-url", &url, "--max-retries", "0"],
+        &["health", "--base-url", &url],
+        &["clone", "list", "--base-url", &url],
+        &["clone", "--base-url", &url, "list"],
+        &["dicts", "--base-url", &url, "--timeout", "5", "list"],
+    ] {
+        let out = smallest_with_env(&dir, None, Some(KEY), args, None, &env);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    let out = smallest(&dir, None, None, &["demo", "-v", "-o", "demo-v.wav"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("smallest.call"),
+        "{}",
+        text(&out.stderr)
+    );
 }
