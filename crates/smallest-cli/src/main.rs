@@ -81,6 +81,11 @@ struct ClientArgs {
     /// unencrypted. Only for a trusted network (a local proxy, a test rig).
     #[arg(long, global = true)]
     allow_insecure_http: bool,
+    /// An HTTP proxy that tunnels the https:// and wss:// connections (CONNECT):
+    /// `http://[user:password@]host:port`, or `none` to connect directly
+    /// [env: HTTPS_PROXY; NO_PROXY lists the hosts that connect directly].
+    #[arg(long, global = true, value_name = "URL")]
+    proxy: Option<String>,
     #[command(flatten)]
     verbose: Verbose,
 }
@@ -392,6 +397,20 @@ fn build_client(config: Config, flags: &ClientArgs, env: &Env) -> Result<Client,
     }
     if let Some(total) = flags.total_timeout {
         builder = builder.total_timeout(seconds("--total-timeout", total)?);
+    }
+    match flags.proxy.as_deref().map(str::trim) {
+        // The library reads HTTPS_PROXY and NO_PROXY itself.
+        None => {}
+        Some("none" | "") => builder = builder.without_proxy(),
+        Some(url) => {
+            let no_proxy = std::env::var("NO_PROXY")
+                .or_else(|_| std::env::var("no_proxy"))
+                .unwrap_or_default();
+            let proxy = smallest_core::proxy::Proxy::new(url)
+                .map_err(|e| e.to_string().replace("proxy URL", "--proxy"))?
+                .no_proxy(&no_proxy);
+            builder = builder.proxy(proxy);
+        }
     }
     builder.build().map_err(|e| e.to_string())
 }

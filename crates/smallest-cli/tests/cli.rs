@@ -1648,6 +1648,7 @@ fn client_flags_are_only_on_the_commands_that_call_the_api() {
         "--timeout",
         "--total-timeout",
         "--allow-insecure-http",
+        "--proxy",
     ];
     for command in [
         &["demo", "--help"][..],
@@ -1729,4 +1730,88 @@ fn client_flags_are_only_on_the_commands_that_call_the_api() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Runs `smallest tts` against a TLS emulator with `env` set (the proxy variables
+/// cleared first) and `--ca-cert`.
+fn tts_with_env(
+    dir: &PathBuf,
+    emulator: &RunningEmulator,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> Output {
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, emulator.ca_certificate_pem().unwrap()).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smallest"));
+    cmd.current_dir(dir)
+        .args(["tts", "Through a proxy.", "-o", "proxied.wav", "--ca-cert"])
+        .arg(&ca)
+        .args(extra)
+        .env("SMALLEST_API_KEY", KEY)
+        .env("SMALLEST_BASE_URL", emulator.base_url())
+        .stdin(Stdio::null());
+    for name in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        cmd.env_remove(name);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+#[test]
+fn https_goes_through_the_proxy_of_the_environment_or_of_the_flag() {
+    use smallest_tests::proxy::{Behaviour, ConnectProxy};
+    let dir = workdir("proxy");
+    let emulator = Emulator::builder().key(KEY).tls(true).spawn().unwrap();
+    let proxy = ConnectProxy::start(Behaviour::Open);
+    let target = format!("127.0.0.1:{}", emulator.addr().port());
+
+    let out = tts_with_env(&dir, &emulator, &[("HTTPS_PROXY", &proxy.url())], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.join("proxied.wav").exists());
+    let connects = proxy.connects();
+    assert_eq!(connects.len(), 1, "{connects:?}");
+    assert_eq!(connects[0].target, target);
+
+    // NO_PROXY and `--proxy none` connect directly.
+    let out = tts_with_env(
+        &dir,
+        &emulator,
+        &[("https_proxy", &proxy.url()), ("NO_PROXY", "127.0.0.1")],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tts_with_env(&dir, &emulator, &[("HTTPS_PROXY", &proxy.url())], &["--proxy", "none"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(proxy.connects().len(), 1);
+
+    // `--proxy` wins over the environment; a refusal is explained, once.
+    let refusing = ConnectProxy::start(Behaviour::RequireAuth("Basic x".into()));
+    let out = tts_with_env(
+        &dir,
+        &emulator,
+        &[("HTTPS_PROXY", &proxy.url())],
+        &["--proxy", &refusing.url()],
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("407") && err.contains("user:password@"), "{err}");
+    assert_eq!(refusing.connects().len(), 1, "a 407 is not retried: {err}");
+    assert_eq!(proxy.connects().len(), 1);
+
+    // A bad proxy URL names where it came from, without its password.
+    let out = tts_with_env(&dir, &emulator, &[("HTTPS_PROXY", "socks5://u:hunter2@x:1")], &[]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("HTTPS_PROXY") && !err.contains("hunter2"), "{err}");
+    let out = tts_with_env(&dir, &emulator, &[], &["--proxy", "https://u:hunter2@x:1"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("--proxy") && !err.contains("hunter2"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
