@@ -1787,7 +1787,12 @@ fn https_goes_through_the_proxy_of_the_environment_or_of_the_flag() {
         &[],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = tts_with_env(&dir, &emulator, &[("HTTPS_PROXY", &proxy.url())], &["--proxy", "none"]);
+    let out = tts_with_env(
+        &dir,
+        &emulator,
+        &[("HTTPS_PROXY", &proxy.url())],
+        &["--proxy", "none"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(proxy.connects().len(), 1);
 
@@ -1801,15 +1806,26 @@ fn https_goes_through_the_proxy_of_the_environment_or_of_the_flag() {
     );
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("407") && err.contains("user:password@"), "{err}");
+    assert!(
+        err.contains("407") && err.contains("user:password@"),
+        "{err}"
+    );
     assert_eq!(refusing.connects().len(), 1, "a 407 is not retried: {err}");
     assert_eq!(proxy.connects().len(), 1);
 
     // A bad proxy URL names where it came from, without its password.
-    let out = tts_with_env(&dir, &emulator, &[("HTTPS_PROXY", "socks5://u:hunter2@x:1")], &[]);
+    let out = tts_with_env(
+        &dir,
+        &emulator,
+        &[("HTTPS_PROXY", "socks5://u:hunter2@x:1")],
+        &[],
+    );
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("HTTPS_PROXY") && !err.contains("hunter2"), "{err}");
+    assert!(
+        err.contains("HTTPS_PROXY") && !err.contains("hunter2"),
+        "{err}"
+    );
     let out = tts_with_env(&dir, &emulator, &[], &["--proxy", "https://u:hunter2@x:1"]);
     let err = text(&out.stderr);
     assert!(err.contains("--proxy") && !err.contains("hunter2"), "{err}");
