@@ -22,13 +22,16 @@ fn tls_emulator() -> RunningEmulator {
     emulator().tls(true).spawn().expect("emulator starts")
 }
 
+/// The one-shot clients and the live ones, hyper first.
+type Clients = (Vec<Box<dyn Api>>, Vec<Box<dyn LiveApi>>);
+
 /// Both clients (one-shot and live) for `emulator`, through `proxy` (`None`: direct),
 /// retrying as `retry` says.
 fn clients(
     emulator: &RunningEmulator,
     proxy: Option<Proxy>,
     retry: RetryPolicy,
-) -> (Vec<Box<dyn Api>>, Vec<Box<dyn LiveApi>>) {
+) -> Clients {
     let make = || {
         let (mut hyper, mut blocking) = builders(
             config_for(emulator, KEY),
@@ -39,8 +42,8 @@ fn clients(
                 ..Limits::default()
             },
         );
-        hyper = hyper.retry_policy(retry.clone());
-        blocking = blocking.retry_policy(retry.clone());
+        hyper = hyper.retry_policy(retry);
+        blocking = blocking.retry_policy(retry);
         match &proxy {
             Some(p) => (hyper.proxy(p.clone()), blocking.proxy(p.clone())),
             None => (hyper.without_proxy(), blocking.without_proxy()),
