@@ -27,11 +27,7 @@ type Clients = (Vec<Box<dyn Api>>, Vec<Box<dyn LiveApi>>);
 
 /// Both clients (one-shot and live) for `emulator`, through `proxy` (`None`: direct),
 /// retrying as `retry` says.
-fn clients(
-    emulator: &RunningEmulator,
-    proxy: Option<Proxy>,
-    retry: RetryPolicy,
-) -> Clients {
+fn clients(emulator: &RunningEmulator, proxy: Option<Proxy>, retry: RetryPolicy) -> Clients {
     let make = || {
         let (mut hyper, mut blocking) = builders(
             config_for(emulator, KEY),
