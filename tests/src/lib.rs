@@ -18,6 +18,9 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
+use smallest_async::BuildOn as _;
+use smallest_core::ClientBuilder;
+use smallest_core::options::FromOptions;
 use smallest_core::retry::RetryPolicy;
 use smallest_core::{
     ApiKey, Audio, CatalogVoice, ClonedVoice, Config, CreateDict, CreateVoiceClone, DeleteDict,
@@ -115,72 +118,94 @@ impl Endpoint for RawCall {
     }
 }
 
-/// The async client, driven from blocking code.
+/// The async client, driven from blocking code on tokio.
 pub struct HyperApi {
     runtime: tokio::runtime::Runtime,
     client: smallest_hyper::Client,
 }
 
-impl Api for HyperApi {
-    fn name(&self) -> &'static str {
-        "hyper"
-    }
-    fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
-        self.runtime.block_on(self.client.synthesize(request))
-    }
-    fn synthesize_long(&self, request: &TtsRequest) -> Result<Audio, Error> {
-        self.runtime.block_on(self.client.synthesize_long(request))
-    }
-    fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
-        self.runtime.block_on(self.client.transcribe(request))
-    }
-    fn transcribe_file(
-        &self,
-        path: &std::path::Path,
-        request: &TranscribeRequest,
-    ) -> Result<Transcription, Error> {
-        self.runtime
-            .block_on(self.client.transcribe_file(path, request, None))
-    }
-    fn transcribe_legacy(&self, request: &LegacyTranscribeRequest) -> Result<Transcription, Error> {
-        self.runtime
-            .block_on(self.client.transcribe_legacy(request))
-    }
-    fn health(&self) -> Result<HealthStatus, Error> {
-        self.runtime.block_on(self.client.health())
-    }
-    fn call(&self, call: &RawCall) -> Result<http::Response<Bytes>, Error> {
-        self.runtime.block_on(self.client.send(call))
-    }
-    fn client_debug(&self) -> String {
-        format!("{:?}", self.client)
-    }
-    fn voices(&self) -> Result<Vec<Voice>, Error> {
-        self.runtime.block_on(self.client.voices())
-    }
-    fn voice_catalog(&self) -> Result<Vec<CatalogVoice>, Error> {
-        self.runtime.block_on(self.client.voice_catalog())
-    }
-    fn create_voice_clone(&self, request: &CreateVoiceClone) -> Result<VoiceClone, Error> {
-        self.runtime
-            .block_on(self.client.create_voice_clone(request))
-    }
-    fn list_voice_clones(&self) -> Result<Vec<ClonedVoice>, Error> {
-        self.runtime.block_on(self.client.list_voice_clones())
-    }
-    fn list_dicts(&self) -> Result<Vec<PronunciationDict>, Error> {
-        self.runtime.block_on(self.client.list_dicts())
-    }
-    fn create_dict(&self, request: &CreateDict) -> Result<PronunciationDict, Error> {
-        self.runtime.block_on(self.client.create_dict(request))
-    }
-    fn update_dict(&self, request: &UpdateDict) -> Result<PronunciationDict, Error> {
-        self.runtime.block_on(self.client.update_dict(request))
-    }
-    fn delete_dict(&self, request: &DeleteDict) -> Result<DeletedDict, Error> {
-        self.runtime.block_on(self.client.delete_dict(request))
-    }
+/// `smallest-async` on smol, driven from blocking code.
+pub struct SmolApi {
+    client: smallest_async::Client,
 }
+
+/// The [`Api`] of an async client: every method is the client's, run to completion by
+/// `$block_on(self, future)`.
+macro_rules! async_api {
+    ($api:ident, $name:literal, $block_on:path) => {
+        impl Api for $api {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
+                $block_on(self, self.client.synthesize(request))
+            }
+            fn synthesize_long(&self, request: &TtsRequest) -> Result<Audio, Error> {
+                $block_on(self, self.client.synthesize_long(request))
+            }
+            fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
+                $block_on(self, self.client.transcribe(request))
+            }
+            fn transcribe_file(
+                &self,
+                path: &std::path::Path,
+                request: &TranscribeRequest,
+            ) -> Result<Transcription, Error> {
+                $block_on(self, self.client.transcribe_file(path, request, None))
+            }
+            fn transcribe_legacy(
+                &self,
+                request: &LegacyTranscribeRequest,
+            ) -> Result<Transcription, Error> {
+                $block_on(self, self.client.transcribe_legacy(request))
+            }
+            fn health(&self) -> Result<HealthStatus, Error> {
+                $block_on(self, self.client.health())
+            }
+            fn call(&self, call: &RawCall) -> Result<http::Response<Bytes>, Error> {
+                $block_on(self, self.client.send(call))
+            }
+            fn client_debug(&self) -> String {
+                format!("{:?}", self.client)
+            }
+            fn voices(&self) -> Result<Vec<Voice>, Error> {
+                $block_on(self, self.client.voices())
+            }
+            fn voice_catalog(&self) -> Result<Vec<CatalogVoice>, Error> {
+                $block_on(self, self.client.voice_catalog())
+            }
+            fn create_voice_clone(&self, request: &CreateVoiceClone) -> Result<VoiceClone, Error> {
+                $block_on(self, self.client.create_voice_clone(request))
+            }
+            fn list_voice_clones(&self) -> Result<Vec<ClonedVoice>, Error> {
+                $block_on(self, self.client.list_voice_clones())
+            }
+            fn list_dicts(&self) -> Result<Vec<PronunciationDict>, Error> {
+                $block_on(self, self.client.list_dicts())
+            }
+            fn create_dict(&self, request: &CreateDict) -> Result<PronunciationDict, Error> {
+                $block_on(self, self.client.create_dict(request))
+            }
+            fn update_dict(&self, request: &UpdateDict) -> Result<PronunciationDict, Error> {
+                $block_on(self, self.client.update_dict(request))
+            }
+            fn delete_dict(&self, request: &DeleteDict) -> Result<DeletedDict, Error> {
+                $block_on(self, self.client.delete_dict(request))
+            }
+        }
+    };
+}
+
+fn on_tokio<F: std::future::Future>(api: &HyperApi, future: F) -> F::Output {
+    api.runtime.block_on(future)
+}
+
+fn on_smol<F: std::future::Future>(_: &SmolApi, future: F) -> F::Output {
+    smol::block_on(future)
+}
+
+async_api!(HyperApi, "hyper", on_tokio);
+async_api!(SmolApi, "smol", on_smol);
 
 /// The blocking client.
 pub struct BlockingApi {
@@ -273,7 +298,7 @@ pub fn config_for(emulator: &RunningEmulator, key: &str) -> Config {
         .expect("emulator base URL")
 }
 
-/// Both clients for `emulator`, authenticated with `key`, trusting its CA when it has
+/// Every client for `emulator`, authenticated with `key`, trusting its CA when it has
 /// one, with retries off so that scenarios see each answer as the server gave it.
 pub fn clients(emulator: &RunningEmulator, key: &str) -> Vec<Box<dyn Api>> {
     clients_with(
@@ -297,28 +322,8 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Sets these limits on a hyper client builder.
-    pub fn on_hyper(&self, mut b: smallest_hyper::ClientBuilder) -> smallest_hyper::ClientBuilder {
-        if let Some(d) = self.connect {
-            b = b.connect_timeout(d);
-        }
-        if let Some(d) = self.response {
-            b = b.response_timeout(d);
-        }
-        if let Some(d) = self.idle {
-            b = b.idle_timeout(d);
-        }
-        if let Some(d) = self.total {
-            b = b.total_timeout(d);
-        }
-        b
-    }
-
-    /// Sets these limits on a blocking client builder.
-    pub fn on_blocking(
-        &self,
-        mut b: smallest_blocking::ClientBuilder,
-    ) -> smallest_blocking::ClientBuilder {
+    /// Sets these limits on a client builder of any transport.
+    pub fn on<C: FromOptions>(&self, mut b: ClientBuilder<C>) -> ClientBuilder<C> {
         if let Some(d) = self.connect {
             b = b.connect_timeout(d);
         }
@@ -335,26 +340,39 @@ impl Limits {
     }
 }
 
-/// The builders of both clients for `config`, with retries off, trusting `ca` when
-/// given, with `limits` set: `(hyper, blocking)`.
-pub fn builders(
-    config: Config,
-    ca: Option<Vec<u8>>,
-    limits: Limits,
-) -> (
-    smallest_hyper::ClientBuilder,
-    smallest_blocking::ClientBuilder,
-) {
-    let mut hyper = limits.on_hyper(
-        smallest_hyper::Client::builder(config.clone()).retry_policy(RetryPolicy::none()),
-    );
-    let mut blocking = limits
-        .on_blocking(smallest_blocking::Client::builder(config).retry_policy(RetryPolicy::none()));
-    if let Some(der) = ca {
-        hyper = hyper.add_root_certificate_der(der.clone());
-        blocking = blocking.add_root_certificate_der(der);
+/// The builders of the three clients, in the order the harness runs them.
+pub struct Builders {
+    /// `smallest-hyper` (tokio).
+    pub hyper: smallest_hyper::ClientBuilder,
+    /// `smallest-blocking`.
+    pub blocking: smallest_blocking::ClientBuilder,
+    /// `smallest-async` on smol.
+    pub smol: smallest_async::ClientBuilder,
+}
+
+/// The builders of every client for `config`, with retries off, trusting `ca` when
+/// given, with `limits` set.
+pub fn builders(config: Config, ca: Option<Vec<u8>>, limits: Limits) -> Builders {
+    fn make<C: FromOptions>(
+        b: ClientBuilder<C>,
+        ca: &Option<Vec<u8>>,
+        limits: Limits,
+    ) -> ClientBuilder<C> {
+        let b = limits.on(b).retry_policy(RetryPolicy::none());
+        match ca {
+            Some(der) => b.add_root_certificate_der(der.clone()),
+            None => b,
+        }
     }
-    (hyper, blocking)
+    Builders {
+        hyper: make(smallest_hyper::Client::builder(config.clone()), &ca, limits),
+        blocking: make(
+            smallest_blocking::Client::builder(config.clone()),
+            &ca,
+            limits,
+        ),
+        smol: make(smallest_async::Client::builder(config), &ca, limits),
+    }
 }
 
 /// The tokio runtime a hyper client of the harness runs on.
@@ -366,18 +384,19 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// Both clients for `config` (hyper first), with retries off, trusting `ca` when given,
+/// Every client for `config` (hyper first), with retries off, trusting `ca` when given,
 /// with `limits` set.
 pub fn clients_with(config: Config, ca: Option<Vec<u8>>, limits: Limits) -> Vec<Box<dyn Api>> {
-    let (hyper, blocking) = builders(config, ca, limits);
-    clients_from(hyper, blocking)
+    clients_from(builders(config, ca, limits))
 }
 
-/// Both clients from their builders (hyper first).
-pub fn clients_from(
-    hyper: smallest_hyper::ClientBuilder,
-    blocking: smallest_blocking::ClientBuilder,
-) -> Vec<Box<dyn Api>> {
+/// Every client from its builder (hyper, blocking, smol).
+pub fn clients_from(b: Builders) -> Vec<Box<dyn Api>> {
+    let Builders {
+        hyper,
+        blocking,
+        smol,
+    } = b;
     vec![
         Box::new(HyperApi {
             runtime: runtime(),
@@ -385,6 +404,11 @@ pub fn clients_from(
         }),
         Box::new(BlockingApi {
             client: blocking.build().expect("blocking client"),
+        }),
+        Box::new(SmolApi {
+            client: smol
+                .build_on(smallest_async::SmolRuntime)
+                .expect("smol client"),
         }),
     ]
 }
@@ -396,7 +420,7 @@ pub fn emulator() -> EmulatorBuilder {
         .forbidden_key(FORBIDDEN_KEY)
 }
 
-/// Runs `scenario` on both transports, over plain HTTP and over TLS, each TLS/plain
+/// Runs `scenario` on every transport, over plain HTTP and over TLS, each TLS/plain
 /// pair against a fresh emulator built by `builder`.
 pub fn on_every_transport(builder: EmulatorBuilder, scenario: impl Fn(&Setup<'_>)) {
     for tls in [false, true] {

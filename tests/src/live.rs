@@ -17,7 +17,9 @@ use smallest_core::{
 use smallest_emulator::{EmulatorBuilder, RunningEmulator};
 use tokio::runtime::{Handle, Runtime};
 
-use crate::{KEY, Limits, builders, config_for};
+use smallest_async::BuildOn as _;
+
+use crate::{Builders, KEY, Limits, builders, config_for};
 
 /// The writing half of a live TTS connection.
 pub trait TtsTx: Send + Sync {
@@ -79,94 +81,150 @@ pub trait LiveApi: Send + Sync {
     fn tts_slots_available(&self) -> usize;
 }
 
-/// The async client, driven from threads.
+/// How an async client's futures are run from a thread: on the tokio runtime's
+/// handle (hyper), or with `smol::block_on` (smallest-async).
+trait BlockOn: Clone + Send + Sync + 'static {
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output;
+}
+
+impl BlockOn for Handle {
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        Handle::block_on(self, future)
+    }
+}
+
+/// `smol::block_on`.
+#[derive(Clone, Copy)]
+struct Smol;
+
+impl BlockOn for Smol {
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        smol::block_on(future)
+    }
+}
+
+/// The live halves of an async client crate (`$krate`), each driven from its thread
+/// by a [`BlockOn`], and its [`LiveApi`].
+macro_rules! async_live {
+    ($api:ident, $name:literal, $krate:ident, $tts_tx:ident, $tts_rx:ident, $stt_tx:ident, $stt_rx:ident) => {
+        struct $tts_tx<B>(B, $krate::TtsLiveSender);
+        struct $tts_rx<B>(B, $krate::TtsLiveReceiver);
+        struct $stt_tx<B>(B, $krate::SttLiveSender);
+        struct $stt_rx<B>(B, $krate::SttLiveReceiver);
+
+        impl<B: BlockOn> TtsTx for $tts_tx<B> {
+            fn send_text(&self, text: &str) -> Result<u64, Error> {
+                self.0.block_on(self.1.send_text(text))
+            }
+            fn flush(&self) -> Result<u64, Error> {
+                self.0.block_on(self.1.flush())
+            }
+            fn finish(&self) -> Result<u64, Error> {
+                self.0.block_on(self.1.finish())
+            }
+            fn speak(&self, text: &str) -> Result<u64, Error> {
+                self.0.block_on(self.1.speak(text))
+            }
+            fn close(&self) -> Result<(), Error> {
+                self.0.block_on(self.1.close())
+            }
+            fn set_keepalive(&self, interval: Option<Duration>) {
+                self.1.set_keepalive(interval);
+            }
+        }
+
+        impl<B: BlockOn> TtsRx for $tts_rx<B> {
+            fn recv(&mut self) -> Option<Result<TtsLiveEvent, Error>> {
+                self.0.block_on(self.1.recv())
+            }
+        }
+
+        impl<B: BlockOn> SttTx for $stt_tx<B> {
+            fn send_audio(&self, audio: &[u8]) -> Result<(), Error> {
+                self.0.block_on(self.1.send_audio(audio))
+            }
+            fn finalize(&self) -> Result<(), Error> {
+                self.0.block_on(self.1.finalize())
+            }
+            fn close_stream(&self) -> Result<(), Error> {
+                self.0.block_on(self.1.close_stream())
+            }
+            fn close(&self) -> Result<(), Error> {
+                self.0.block_on(self.1.close())
+            }
+        }
+
+        impl<B: BlockOn> SttRx for $stt_rx<B> {
+            fn recv(&mut self) -> Option<Result<SttLiveEvent, Error>> {
+                self.0.block_on(self.1.recv())
+            }
+        }
+
+        impl LiveApi for $api {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
+                self.blocker().block_on(self.client.synthesize(request))
+            }
+            fn tts_live(&self, config: TtsLiveConfig) -> Result<TtsHalves, Error> {
+                let on = self.blocker();
+                let (tx, rx) = on.block_on(self.client.tts_live(config))?.split();
+                Ok((Box::new($tts_tx(on.clone(), tx)), Box::new($tts_rx(on, rx))))
+            }
+            fn stt_live(&self, config: SttLiveConfig) -> Result<SttHalves, Error> {
+                let on = self.blocker();
+                let (tx, rx) = on.block_on(self.client.stt_live(config))?.split();
+                Ok((Box::new($stt_tx(on.clone(), tx)), Box::new($stt_rx(on, rx))))
+            }
+            fn tts_slots_available(&self) -> usize {
+                self.client.tts_limiter().available()
+            }
+        }
+    };
+}
+
+/// The hyper client, driven from threads on its tokio runtime.
 pub struct HyperLive {
     runtime: Runtime,
     client: smallest_hyper::Client,
 }
 
-struct HyperTtsTx(Handle, smallest_hyper::TtsLiveSender);
-struct HyperTtsRx(Handle, smallest_hyper::TtsLiveReceiver);
-struct HyperSttTx(Handle, smallest_hyper::SttLiveSender);
-struct HyperSttRx(Handle, smallest_hyper::SttLiveReceiver);
-
-impl TtsTx for HyperTtsTx {
-    fn send_text(&self, text: &str) -> Result<u64, Error> {
-        self.0.block_on(self.1.send_text(text))
-    }
-    fn flush(&self) -> Result<u64, Error> {
-        self.0.block_on(self.1.flush())
-    }
-    fn finish(&self) -> Result<u64, Error> {
-        self.0.block_on(self.1.finish())
-    }
-    fn speak(&self, text: &str) -> Result<u64, Error> {
-        self.0.block_on(self.1.speak(text))
-    }
-    fn close(&self) -> Result<(), Error> {
-        self.0.block_on(self.1.close())
-    }
-    fn set_keepalive(&self, interval: Option<Duration>) {
-        self.1.set_keepalive(interval);
+impl HyperLive {
+    fn blocker(&self) -> Handle {
+        self.runtime.handle().clone()
     }
 }
 
-impl TtsRx for HyperTtsRx {
-    fn recv(&mut self) -> Option<Result<TtsLiveEvent, Error>> {
-        self.0.block_on(self.1.recv())
+/// `smallest-async` on smol, driven from threads.
+pub struct SmolLive {
+    client: smallest_async::Client,
+}
+
+impl SmolLive {
+    fn blocker(&self) -> Smol {
+        Smol
     }
 }
 
-impl SttTx for HyperSttTx {
-    fn send_audio(&self, audio: &[u8]) -> Result<(), Error> {
-        self.0.block_on(self.1.send_audio(audio))
-    }
-    fn finalize(&self) -> Result<(), Error> {
-        self.0.block_on(self.1.finalize())
-    }
-    fn close_stream(&self) -> Result<(), Error> {
-        self.0.block_on(self.1.close_stream())
-    }
-    fn close(&self) -> Result<(), Error> {
-        self.0.block_on(self.1.close())
-    }
-}
-
-impl SttRx for HyperSttRx {
-    fn recv(&mut self) -> Option<Result<SttLiveEvent, Error>> {
-        self.0.block_on(self.1.recv())
-    }
-}
-
-impl LiveApi for HyperLive {
-    fn name(&self) -> &'static str {
-        "hyper"
-    }
-    fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
-        self.runtime.block_on(self.client.synthesize(request))
-    }
-    fn tts_live(&self, config: TtsLiveConfig) -> Result<TtsHalves, Error> {
-        let live = self.runtime.block_on(self.client.tts_live(config))?;
-        let (tx, rx) = live.split();
-        let handle = self.runtime.handle().clone();
-        Ok((
-            Box::new(HyperTtsTx(handle.clone(), tx)),
-            Box::new(HyperTtsRx(handle, rx)),
-        ))
-    }
-    fn stt_live(&self, config: SttLiveConfig) -> Result<SttHalves, Error> {
-        let live = self.runtime.block_on(self.client.stt_live(config))?;
-        let (tx, rx) = live.split();
-        let handle = self.runtime.handle().clone();
-        Ok((
-            Box::new(HyperSttTx(handle.clone(), tx)),
-            Box::new(HyperSttRx(handle, rx)),
-        ))
-    }
-    fn tts_slots_available(&self) -> usize {
-        self.client.tts_limiter().available()
-    }
-}
+async_live!(
+    HyperLive,
+    "hyper",
+    smallest_hyper,
+    HyperTtsTx,
+    HyperTtsRx,
+    HyperSttTx,
+    HyperSttRx
+);
+async_live!(
+    SmolLive,
+    "smol",
+    smallest_async,
+    SmolTtsTx,
+    SmolTtsRx,
+    SmolSttTx,
+    SmolSttRx
+);
 
 /// The blocking client.
 pub struct BlockingLive {
@@ -241,7 +299,7 @@ impl LiveApi for BlockingLive {
     }
 }
 
-/// Both clients for `emulator`, authenticated with `key`, trusting its CA when it has
+/// Every client for `emulator`, authenticated with `key`, trusting its CA when it has
 /// one, with retries off and a 10 s response limit.
 pub fn live_clients(emulator: &RunningEmulator, key: &str) -> Vec<Box<dyn LiveApi>> {
     live_clients_with(emulator, key, Duration::from_secs(10))
@@ -260,7 +318,7 @@ pub fn live_clients_with(
     )
 }
 
-/// Both clients for `config`, trusting `ca` when given, with retries off and `limit`
+/// Every client for `config`, trusting `ca` when given, with retries off and `limit`
 /// as the response limit.
 pub fn live_clients_for_config(
     config: Config,
@@ -274,22 +332,23 @@ pub fn live_clients_for_config(
     live_clients_with_limits(config, ca, limits)
 }
 
-/// Both clients for `config` (hyper first), with retries off, trusting `ca` when given,
+/// Every client for `config` (hyper first), with retries off, trusting `ca` when given,
 /// with `limits` set.
 pub fn live_clients_with_limits(
     config: Config,
     ca: Option<Vec<u8>>,
     limits: Limits,
 ) -> Vec<Box<dyn LiveApi>> {
-    let (hyper, blocking) = builders(config, ca, limits);
-    live_clients_from(hyper, blocking)
+    live_clients_from(builders(config, ca, limits))
 }
 
-/// Both clients from their builders (hyper first).
-pub fn live_clients_from(
-    hyper: smallest_hyper::ClientBuilder,
-    blocking: smallest_blocking::ClientBuilder,
-) -> Vec<Box<dyn LiveApi>> {
+/// Every client from its builder (hyper, blocking, smol).
+pub fn live_clients_from(b: Builders) -> Vec<Box<dyn LiveApi>> {
+    let Builders {
+        hyper,
+        blocking,
+        smol,
+    } = b;
     vec![
         Box::new(HyperLive {
             runtime: crate::runtime(),
@@ -297,6 +356,11 @@ pub fn live_clients_from(
         }),
         Box::new(BlockingLive {
             client: blocking.build().expect("blocking client"),
+        }),
+        Box::new(SmolLive {
+            client: smol
+                .build_on(smallest_async::SmolRuntime)
+                .expect("smol client"),
         }),
     ]
 }
@@ -322,7 +386,7 @@ impl fmt::Display for LiveSetup<'_> {
     }
 }
 
-/// Runs `scenario` on both transports, over plain and TLS WebSockets, each pair
+/// Runs `scenario` on every transport, over plain and TLS WebSockets, each set
 /// against a fresh emulator built by `builder`; each run must end within `limit`.
 pub fn on_every_live_transport(
     builder: EmulatorBuilder,
@@ -332,7 +396,7 @@ pub fn on_every_live_transport(
     let scenario = Arc::new(scenario);
     for tls in [false, true] {
         let emulator = Arc::new(builder.clone().tls(tls).spawn().expect("emulator starts"));
-        for index in 0..2 {
+        for index in 0..3 {
             let scenario = scenario.clone();
             let emulator = emulator.clone();
             within(limit, move || {

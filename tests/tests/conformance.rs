@@ -34,7 +34,7 @@ use smallest_tests::{Api, Limits, clients_with};
 const KEY: &str = "sk_test_conformance_0123456789";
 
 /// The transports, in the order the harness builds them.
-const TRANSPORTS: [&str; 2] = ["hyper", "blocking"];
+const TRANSPORTS: [&str; 3] = ["hyper", "blocking", "smol"];
 
 /// How late a limit may fire and still pass.
 const SLACK: Duration = Duration::from_secs(1);

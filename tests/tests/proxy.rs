@@ -13,7 +13,7 @@ use smallest_core::{
 use smallest_emulator::RunningEmulator;
 use smallest_tests::live::{LiveApi, live_clients_from, within};
 use smallest_tests::proxy::{Behaviour, Connect, ConnectProxy};
-use smallest_tests::{Api, KEY, Limits, builders, clients_from, config_for, emulator};
+use smallest_tests::{Api, Builders, KEY, Limits, builders, clients_from, config_for, emulator};
 
 const TEXT: &str = "Through the proxy.";
 const LIMIT: Duration = Duration::from_secs(60);
@@ -29,7 +29,7 @@ type Clients = (Vec<Box<dyn Api>>, Vec<Box<dyn LiveApi>>);
 /// retrying as `retry` says.
 fn clients(emulator: &RunningEmulator, proxy: Option<Proxy>, retry: RetryPolicy) -> Clients {
     let make = || {
-        let (mut hyper, mut blocking) = builders(
+        let b = builders(
             config_for(emulator, KEY),
             emulator.ca_certificate_der(),
             Limits {
@@ -38,19 +38,25 @@ fn clients(emulator: &RunningEmulator, proxy: Option<Proxy>, retry: RetryPolicy)
                 ..Limits::default()
             },
         );
-        hyper = hyper.retry_policy(retry);
-        blocking = blocking.retry_policy(retry);
+        let (hyper, blocking, smol) = (
+            b.hyper.retry_policy(retry),
+            b.blocking.retry_policy(retry),
+            b.smol.retry_policy(retry),
+        );
         match &proxy {
-            Some(p) => (hyper.proxy(p.clone()), blocking.proxy(p.clone())),
-            None => (hyper.without_proxy(), blocking.without_proxy()),
+            Some(p) => Builders {
+                hyper: hyper.proxy(p.clone()),
+                blocking: blocking.proxy(p.clone()),
+                smol: smol.proxy(p.clone()),
+            },
+            None => Builders {
+                hyper: hyper.without_proxy(),
+                blocking: blocking.without_proxy(),
+                smol: smol.without_proxy(),
+            },
         }
     };
-    let (hyper, blocking) = make();
-    let (live_hyper, live_blocking) = make();
-    (
-        clients_from(hyper, blocking),
-        live_clients_from(live_hyper, live_blocking),
-    )
+    (clients_from(make()), live_clients_from(make()))
 }
 
 /// One of each kind of traffic: a synthesis, a transcription, a listing, a live TTS

@@ -370,14 +370,28 @@ impl<C: FromOptions> ClientBuilder<C> {
     /// [`Error::Config`] for an unusable extra root certificate, or a proxy variable of
     /// the environment that is not a usable proxy URL (when no proxy was chosen with
     /// [`proxy`](Self::proxy) or [`without_proxy`](Self::without_proxy)).
-    pub fn build(mut self) -> Result<C, Error> {
+    pub fn build(self) -> Result<C, Error> {
+        self.build_with(C::from_options)
+    }
+
+    /// Builds the client with `make` instead of [`FromOptions::from_options`], from the
+    /// same configuration and finished options (extra roots collected, the proxy read
+    /// from the environment unless chosen): for a transport that needs one more input,
+    /// such as the runtime of `smallest-async`.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build), and what `make` returns.
+    pub fn build_with(
+        mut self,
+        make: impl FnOnce(Config, ClientOptions) -> Result<C, Error>,
+    ) -> Result<C, Error> {
         self.options.extra_roots = Arc::from(std::mem::take(&mut self.extra_roots));
         let proxy = match self.proxy.take() {
             Some(choice) => choice,
             None => Proxy::from_env()?,
         };
         self.options.proxy = proxy.map(Arc::new);
-        C::from_options(self.config, self.options)
+        make(self.config, self.options)
     }
 }
 

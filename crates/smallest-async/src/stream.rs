@@ -1,0 +1,486 @@
+//! Streaming on any executor: text-to-speech over Server-Sent Events (`POST
+//! /waves/v1/tts/live`) and speech-to-text uploads streamed from a file or any
+//! `futures-io` reader, both in constant memory.
+//!
+//! The decisions are the core's machines ([`StreamState`], [`UploadCounter`]): this
+//! module polls the body, arms one runtime timer at the instant the machine names and
+//! feeds bytes. An [`AudioStream`] polls the hyper body itself, on the caller's task.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_core::Stream;
+use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
+use futures_util::io::{AllowStdIo, AsyncSeekExt as _, AsyncWriteExt as _};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use smallest_core::audio::WavSizes;
+use smallest_core::call::{Call, StreamEvent, StreamState, UploadCounter, UploadOp};
+use smallest_core::call::{file_error, output_error};
+use smallest_core::{AudioChunk, BoxError};
+
+use crate::runtime::{Runtime, Sleep};
+use crate::{Audio, Client, Error, Outgoing, TranscribeRequest, Transcription, TtsRequest};
+pub use smallest_core::call::ProgressHook;
+pub use smallest_core::stt::Progress;
+
+impl Client {
+    /// `POST /waves/v1/tts/live`: synthesizes speech and returns its audio as it is
+    /// generated, as an [`AudioStream`] of [`AudioChunk`]s.
+    ///
+    /// First waits for a TTS slot ([`TtsLimiter`](crate::TtsLimiter)); the stream holds
+    /// it until it ends or is dropped. The request is retried under the client's
+    /// [`RetryPolicy`](crate::RetryPolicy) until the response head says 2xx; once the
+    /// stream is returned nothing is retried. The idle limit bounds each silence of the
+    /// body, the total limit the whole call, body included.
+    pub async fn synthesize_stream(&self, request: &TtsRequest) -> Result<AudioStream, Error> {
+        let started = Instant::now();
+        let call = Call::stream(
+            request,
+            &self.inner.config,
+            &self.options,
+            smallest_net::seed(),
+        );
+        let (decoder, body, call) = self.drive(call, |b| Ok(Outgoing::whole(b))).await?;
+        let body = body.ok_or_else(|| Error::Config("the stream opened without a body".into()))?;
+        Ok(AudioStream {
+            body,
+            state: call.into_stream(decoder, started),
+            timer: None,
+            runtime: self.inner.runtime.clone(),
+        })
+    }
+
+    /// `POST /waves/v1/stt/`: transcribes an audio file, streamed from disk: its length
+    /// is read from the file's metadata and sent as `Content-Length`, and the file is
+    /// never held in memory whole. The pieces are read with `std::fs` on the caller's
+    /// task as the connection takes them (a local disk read; for a slow filesystem,
+    /// give your runtime's async file to [`transcribe_reader`](Self::transcribe_reader)).
+    ///
+    /// `request` is a template: its model, language and options are used and its
+    /// `source` is ignored, except for a `content_type` set on a bytes source. Without
+    /// one, the type is guessed from the file's extension. A failed upload is retried
+    /// under the client's [`RetryPolicy`](crate::RetryPolicy) (reopening the file;
+    /// `progress` then starts again from 0).
+    pub async fn transcribe_file(
+        &self,
+        path: impl AsRef<Path>,
+        request: &TranscribeRequest,
+        progress: Option<ProgressHook>,
+    ) -> Result<Transcription, Error> {
+        let path = path.as_ref();
+        let len = std::fs::metadata(path)
+            .map_err(|e| file_error(path, e))?
+            .len();
+        let seed = smallest_net::seed();
+        let call = UploadOp::file_call(request, path, len, &self.inner.config, &self.options, seed);
+        let open = |_| {
+            let file = std::fs::File::open(path).map_err(|e| file_error(path, e))?;
+            Ok(upload(AllowStdIo::new(file), Some(len), progress.clone()))
+        };
+        self.drive(call, open).await.map(|(output, _, _)| output)
+    }
+
+    /// `POST /waves/v1/stt/`: transcribes audio streamed from `reader` (any
+    /// `futures-io` reader), `len` bytes of it when the length is known (sent as
+    /// `Content-Length`; exactly `len` bytes are read), otherwise with chunked transfer
+    /// until the reader ends. A reader cannot be rewound, so the upload is never retried.
+    pub async fn transcribe_reader<R>(
+        &self,
+        reader: R,
+        len: Option<u64>,
+        request: &TranscribeRequest,
+        progress: Option<ProgressHook>,
+    ) -> Result<Transcription, Error>
+    where
+        R: AsyncRead + Send + 'static,
+    {
+        let seed = smallest_net::seed();
+        let call = UploadOp::reader_call(request, len, &self.inner.config, &self.options, seed);
+        let mut reader = Some(reader);
+        let take = |_| match reader.take() {
+            Some(reader) => Ok(upload(reader, len, progress.clone())),
+            None => Err(Error::Config("a reader can be uploaded only once".into())),
+        };
+        self.drive(call, take).await.map(|(output, _, _)| output)
+    }
+}
+
+/// Why reading an upload's source failed (hyper's own error only says the body
+/// failed) and when it last made progress (for the idle limit on a stalled upload).
+#[derive(Clone)]
+pub(crate) struct UploadWatch(Arc<Mutex<(Option<Error>, Instant)>>);
+
+impl Default for UploadWatch {
+    fn default() -> Self {
+        UploadWatch(Arc::new(Mutex::new((None, Instant::now()))))
+    }
+}
+
+impl UploadWatch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Error>, Instant)> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, e: Error) {
+        self.lock().0 = Some(e);
+    }
+
+    pub(crate) fn take(&self) -> Option<Error> {
+        self.lock().0.take()
+    }
+
+    fn progressed(&self) {
+        self.lock().1 = Instant::now();
+    }
+
+    pub(crate) fn last_progress(&self) -> Instant {
+        self.lock().1
+    }
+}
+
+/// Word that an upload's body was handed over whole.
+#[derive(Clone, Default)]
+pub(crate) struct UploadSent(Arc<Mutex<(bool, Option<Waker>)>>);
+
+impl UploadSent {
+    fn mark(&self) {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        state.0 = true;
+        if let Some(waker) = state.1.take() {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn poll_sent(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0 {
+            return Poll::Ready(());
+        }
+        state.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// The body of one upload attempt over `reader`.
+fn upload<R: AsyncRead + Send + 'static>(
+    reader: R,
+    len: Option<u64>,
+    progress: Option<ProgressHook>,
+) -> Outgoing {
+    let sent = UploadSent::default();
+    let failure = UploadWatch::default();
+    let body = UploadBody {
+        reader: Box::pin(reader),
+        buf: BytesMut::new(),
+        counter: UploadCounter::new(len, progress),
+        failure: failure.clone(),
+        sent: sent.clone(),
+    };
+    Outgoing {
+        body: http_body_util::BodyExt::boxed_unsync(body),
+        sent: Some(sent),
+        failure,
+    }
+}
+
+/// A streamed upload body: reads one piece only when hyper asks for more (so at most a
+/// few pieces are ever in memory); the counter decides how much and when it is complete.
+struct UploadBody {
+    reader: Pin<Box<dyn AsyncRead + Send>>,
+    buf: BytesMut,
+    counter: UploadCounter,
+    failure: UploadWatch,
+    sent: UploadSent,
+}
+
+impl UploadBody {
+    fn fail(&mut self, e: Error) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let message = e.to_string();
+        self.failure.set(e);
+        Poll::Ready(Some(Err(io::Error::other(message).into())))
+    }
+}
+
+impl Body for UploadBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let want = this.counter.want();
+        if want == 0 {
+            this.sent.mark();
+            return Poll::Ready(None);
+        }
+        this.buf.clear();
+        this.buf.resize(want, 0);
+        match ready!(this.reader.as_mut().poll_read(cx, &mut this.buf[..])) {
+            Err(e) => {
+                let e = this.counter.source_error(e);
+                this.fail(e)
+            }
+            Ok(n) => {
+                if let Err(e) = this.counter.handle_read(n) {
+                    return this.fail(e);
+                }
+                this.failure.progressed();
+                if this.counter.is_done() {
+                    this.sent.mark();
+                }
+                if n == 0 {
+                    return Poll::Ready(None);
+                }
+                this.buf.truncate(n);
+                Poll::Ready(Some(Ok(Frame::data(this.buf.split().freeze()))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.counter.is_done()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let p = self.counter.progress();
+        match p.total {
+            Some(total) => SizeHint::with_exact(total.saturating_sub(p.sent)),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+/// The audio of [`Client::synthesize_stream`], chunk by chunk, as the server generates it.
+///
+/// A [`Stream`] of `Result<AudioChunk, Error>` that polls the response body itself:
+/// bytes are decoded as they arrive and handed over at once, so memory stays flat
+/// however long the audio is. The stream ends (`None`) only after the server's `done`
+/// frame; a body cut before it, a connection failure, a silence longer than the idle
+/// limit, the total limit, or an error frame from the server is an `Err` item, after
+/// which the stream ends. Dropping the stream closes the connection and frees the TTS
+/// slot.
+pub struct AudioStream {
+    body: Incoming,
+    state: StreamState,
+    /// Armed at the instant the machine named, while the body has nothing ready.
+    timer: Option<(Instant, Sleep)>,
+    runtime: Arc<dyn Runtime>,
+}
+
+/// The stream's state, from the core: its info, format, sample rate, timings and
+/// whether it is complete.
+impl std::ops::Deref for AudioStream {
+    type Target = StreamState;
+
+    fn deref(&self) -> &StreamState {
+        &self.state
+    }
+}
+
+impl AudioStream {
+    /// The next chunk: what `StreamExt::next` returns, without needing a futures crate.
+    pub async fn next_chunk(&mut self) -> Option<Result<AudioChunk, Error>> {
+        poll_fn(|cx| self.poll_chunk(cx)).await
+    }
+
+    /// Reads the whole stream into one [`Audio`] (memory grows with the audio: prefer
+    /// [`write_to`](Self::write_to) for long syntheses).
+    pub async fn collect(mut self) -> Result<Audio, Error> {
+        let mut data = BytesMut::new();
+        while let Some(chunk) = self.next_chunk().await {
+            data.extend_from_slice(chunk?.data());
+        }
+        let info = self.info().clone();
+        Ok(Audio::new(
+            data.freeze(),
+            self.format(),
+            self.sample_rate(),
+            info,
+        ))
+    }
+
+    /// Copies the audio into `out` as it arrives, flushes it, and returns the number of
+    /// bytes written. On an error `out` holds the audio received until then.
+    pub async fn write_to<W: AsyncWrite + Unpin>(mut self, mut out: W) -> Result<u64, Error> {
+        let mut written = 0u64;
+        while let Some(chunk) = self.next_chunk().await {
+            let chunk = chunk?;
+            out.write_all(chunk.data()).await.map_err(output_error)?;
+            written += chunk.len() as u64;
+        }
+        out.flush().await.map_err(output_error)?;
+        Ok(written)
+    }
+
+    /// Writes the audio as a WAV file into `out` (anything seekable) as it arrives, and
+    /// returns the file's length: `pcm`, `ulaw` and `alaw` get a 44-byte header first,
+    /// `wav` keeps the server's; the sizes are placeholders patched once the stream is
+    /// complete. MP3 is refused before anything is written.
+    pub async fn write_wav<W>(mut self, mut out: W) -> Result<u64, Error>
+    where
+        W: AsyncWrite + AsyncSeek + Unpin,
+    {
+        let (header, mut sizes) = WavSizes::start(self.format(), self.sample_rate())?;
+        let start = out
+            .seek(io::SeekFrom::Current(0))
+            .await
+            .map_err(output_error)?;
+        if let Some(header) = header {
+            out.write_all(&header).await.map_err(output_error)?;
+        }
+        while let Some(chunk) = self.next_chunk().await {
+            let chunk = chunk?;
+            out.write_all(chunk.data()).await.map_err(output_error)?;
+            sizes.wrote(chunk.data());
+        }
+        for (at, value) in sizes.patches()? {
+            out.seek(io::SeekFrom::Start(start + at))
+                .await
+                .map_err(output_error)?;
+            out.write_all(&value).await.map_err(output_error)?;
+        }
+        out.seek(io::SeekFrom::Start(start + sizes.written()))
+            .await
+            .map_err(output_error)?;
+        out.flush().await.map_err(output_error)?;
+        Ok(sizes.written())
+    }
+
+    /// Creates (or truncates) the file at `path` and [`write_wav`](Self::write_wav)s the
+    /// audio into it (with `std::fs`, on the caller's task).
+    pub async fn save_wav(self, path: impl AsRef<Path>) -> Result<u64, Error> {
+        WavSizes::start(self.format(), self.sample_rate())?;
+        let file = std::fs::File::create(path.as_ref()).map_err(output_error)?;
+        self.write_wav(AllowStdIo::new(file)).await
+    }
+
+    /// The raw audio bytes as a `futures-io` [`AsyncRead`]. A stream error becomes an
+    /// [`io::Error`] whose inner error is the [`Error`].
+    pub fn into_async_read(self) -> AudioReader {
+        AudioReader {
+            stream: self,
+            current: Bytes::new(),
+        }
+    }
+
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<AudioChunk, Error>>> {
+        loop {
+            let wake = match self.state.poll(Instant::now()) {
+                StreamEvent::Chunk(chunk) => return Poll::Ready(Some(Ok(chunk))),
+                StreamEvent::End => {
+                    self.timer = None;
+                    return Poll::Ready(None);
+                }
+                StreamEvent::Fail(e) => {
+                    self.timer = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                StreamEvent::Read(wake) => wake,
+            };
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(None) => self.state.handle_end(),
+                Poll::Ready(Some(Err(e))) => self.state.handle_error(Error::transport(true, e)),
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.state.handle_data(&data);
+                    }
+                }
+                Poll::Pending => {
+                    let Some(at) = wake else {
+                        return Poll::Pending;
+                    };
+                    let timer = match &mut self.timer {
+                        Some((armed, sleep)) if *armed == at => sleep,
+                        slot => {
+                            let sleep = Sleep::until(self.runtime.as_ref(), at);
+                            &mut slot.insert((at, sleep)).1
+                        }
+                    };
+                    if std::future::Future::poll(Pin::new(timer), cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Stream for AudioStream {
+    type Item = Result<AudioChunk, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_chunk(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.state.is_done() {
+            (0, Some(0))
+        } else {
+            (0, None)
+        }
+    }
+}
+
+impl fmt::Debug for AudioStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AudioStream")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The raw audio of an [`AudioStream`] as a `futures-io` [`AsyncRead`].
+pub struct AudioReader {
+    stream: AudioStream,
+    current: Bytes,
+}
+
+impl AudioReader {
+    /// The stream being read.
+    pub fn stream(&self) -> &AudioStream {
+        &self.stream
+    }
+}
+
+impl AsyncRead for AudioReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        while this.current.is_empty() {
+            match ready!(this.stream.poll_chunk(cx)) {
+                None => return Poll::Ready(Ok(0)),
+                Some(Ok(chunk)) => this.current = chunk.into_data(),
+                Some(Err(e)) => return Poll::Ready(Err(io::Error::from(e))),
+            }
+        }
+        let n = buf.len().min(this.current.len());
+        buf[..n].copy_from_slice(&this.current[..n]);
+        this.current.advance(n);
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl fmt::Debug for AudioReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AudioReader")
+            .field("stream", &self.stream)
+            .field("buffered", &self.current.len())
+            .finish()
+    }
+}
