@@ -79,8 +79,8 @@ fn a_server_that_echoes_the_key_does_not_get_it_into_the_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = std::thread::spawn(move || {
-        // One connection per transport, each bounded in time.
-        for _ in 0..2 {
+        // One connection per transport (hyper, blocking, smol), each bounded in time.
+        for _ in 0..3 {
             let Ok((socket, _)) = listener.accept() else {
                 return;
             };
