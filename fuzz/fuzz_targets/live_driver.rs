@@ -142,12 +142,14 @@ impl Live for TtsLiveSession {
 
 impl Live for SttLiveSession {
     fn open(now: Instant) -> Self {
-        SttLiveSession::new(&SttLiveConfig::new(SttLanguage::En), now).unwrap()
+        SttLiveSession::new(SttLiveConfig::new(SttLanguage::En), now).unwrap()
     }
 
     fn act(&mut self, op: u8, now: Instant) {
         let _ = match op % 5 {
-            0 => self.send_audio(Bytes::from_static(&[0u8; 640]), now),
+            0 => self
+                .send_audio(Bytes::from_static(&[0u8; 640]), now)
+                .map(drop),
             1 => self.finalize(now),
             2 => self.close_stream(now),
             3 => self.close(now),

@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
             tts.handle_timeout(t);
         }
     }
-    if let Ok(mut stt) = SttLiveSession::new(&SttLiveConfig::new(SttLanguage::En), now) {
+    if let Ok(mut stt) = SttLiveSession::new(SttLiveConfig::new(SttLanguage::En), now) {
         let _ = stt.send_audio(Bytes::copy_from_slice(data), now);
         for (i, chunk) in data.chunks(64).enumerate() {
             let _ = stt.handle_message(frame(i + 1, chunk), now);

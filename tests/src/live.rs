@@ -45,8 +45,8 @@ pub trait TtsRx: Send {
 
 /// The writing half of a live STT connection.
 pub trait SttTx: Send + Sync {
-    /// `send_audio`.
-    fn send_audio(&self, audio: &[u8]) -> Result<(), Error>;
+    /// `send_audio`: the stream position (audio bytes sent so far, this chunk included).
+    fn send_audio(&self, audio: &[u8]) -> Result<u64, Error>;
     /// `finalize`.
     fn finalize(&self) -> Result<(), Error>;
     /// `close_stream`.
@@ -140,7 +140,7 @@ macro_rules! async_live {
         }
 
         impl<B: BlockOn> SttTx for $stt_tx<B> {
-            fn send_audio(&self, audio: &[u8]) -> Result<(), Error> {
+            fn send_audio(&self, audio: &[u8]) -> Result<u64, Error> {
                 self.0.block_on(self.1.send_audio(audio))
             }
             fn finalize(&self) -> Result<(), Error> {
@@ -259,7 +259,7 @@ impl TtsRx for smallest_blocking::TtsLiveReceiver {
 }
 
 impl SttTx for smallest_blocking::SttLiveSender {
-    fn send_audio(&self, audio: &[u8]) -> Result<(), Error> {
+    fn send_audio(&self, audio: &[u8]) -> Result<u64, Error> {
         smallest_blocking::SttLiveSender::send_audio(self, audio)
     }
     fn finalize(&self) -> Result<(), Error> {

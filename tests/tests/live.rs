@@ -202,15 +202,31 @@ fn live_stt_transcribes_the_emulators_speech() {
     on_every_live_transport(emulator(), LIMIT, |s| {
         let audio = speech(TEXT);
         let (tx, mut rx) = s.api.stt_live(SttLiveConfig::new(SttLanguage::En)).unwrap();
+        let total = audio.len() as u64;
         let writer = std::thread::spawn(move || {
-            for frame in audio.chunks(4096) {
-                tx.send_audio(frame).unwrap();
+            // Chunks of known, uneven sizes (the last one shorter): each call returns the
+            // stream position, the bytes sent so far including that chunk.
+            let mut sent = 0u64;
+            let mut positions = Vec::new();
+            for frame in audio.chunks(3000) {
+                sent += frame.len() as u64;
+                positions.push((tx.send_audio(frame).unwrap(), sent));
             }
+            // Empty audio sends nothing and leaves the position where it was.
+            positions.push((tx.send_audio(&[]).unwrap(), sent));
             tx.close_stream().unwrap();
-            tx
+            (tx, positions)
         });
         let events = rest_stt(s, rx.as_mut());
-        let tx = writer.join().unwrap();
+        let (tx, positions) = writer.join().unwrap();
+        for (got, expected) in &positions {
+            assert_eq!(got, expected, "{s}: the stream position after a chunk");
+        }
+        assert_eq!(
+            positions.last().map(|p| p.0),
+            Some(total),
+            "{s}: the last position is the total of the audio sent"
+        );
         let finals: Vec<&str> = events
             .iter()
             .filter_map(|e| match e {

@@ -49,8 +49,8 @@ impl Client {
         config.validate()?;
         let permit = self.options.tts_limiter().acquire().await;
         let key = smallest_net::nonce16();
-        let request = config.handshake(&self.inner.config, key)?;
-        let ws = self.connect_websocket(request, key).await?;
+        let (request, upgrade) = config.handshake(&self.inner.config, key)?;
+        let ws = self.connect_websocket(request, &upgrade).await?;
         let session = TtsLiveSession::new(config, Instant::now())?;
         let driver =
             LiveDriver::new(session, Some(permit), &self.options).redacting(&self.inner.config);
@@ -69,9 +69,9 @@ impl Client {
     pub async fn stt_live(&self, config: SttLiveConfig) -> Result<SttLive, Error> {
         config.validate()?;
         let key = smallest_net::nonce16();
-        let request = config.handshake(&self.inner.config, key)?;
-        let ws = self.connect_websocket(request, key).await?;
-        let session = SttLiveSession::new(&config, Instant::now())?;
+        let (request, upgrade) = config.handshake(&self.inner.config, key)?;
+        let ws = self.connect_websocket(request, &upgrade).await?;
+        let session = SttLiveSession::new(config, Instant::now())?;
         let driver = LiveDriver::new(session, None, &self.options).redacting(&self.inner.config);
         let (conn, reader) = Conn::open(ws, driver, self.inner.runtime.clone());
         Ok(SttLive {
@@ -87,7 +87,7 @@ impl Client {
     async fn connect_websocket(
         &self,
         request: http::Request<()>,
-        key: [u8; 16],
+        expected: &smallest_core::ws::Upgrade,
     ) -> Result<Ws, Error> {
         let rt = self.runtime();
         let target = Target::of(request.uri())?;
@@ -107,7 +107,7 @@ impl Client {
         let (ws, _response) = result.map_err(|e| {
             self.inner
                 .config
-                .redact(upgrade_error(e, key, limits.connect))
+                .redact(upgrade_error(e, expected, limits.connect))
         })?;
         Ok(ws)
     }

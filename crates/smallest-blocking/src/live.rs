@@ -23,7 +23,7 @@ use rustls_pki_types::ServerName;
 use smallest_core::live::{LiveDriver, LiveItem};
 use smallest_core::stt_live::SttLiveSession;
 use smallest_core::tts_live::TtsLiveSession;
-use smallest_core::ws::{LiveSession, WsMessage};
+use smallest_core::ws::{LiveSession, Upgrade, WsMessage};
 use smallest_core::{Error, TimeoutPhase};
 use smallest_net::{ReadError, from_tungstenite, read_error, to_tungstenite, upgrade_error};
 use tungstenite::WebSocket;
@@ -54,9 +54,8 @@ impl Client {
     pub fn tts_live(&self, config: TtsLiveConfig) -> Result<TtsLive, Error> {
         config.validate()?;
         let permit = crate::block_on(self.options.tts_limiter().acquire());
-        let key = smallest_net::nonce16();
-        let request = config.handshake(&self.inner.config, key)?;
-        let ws = self.connect_websocket(request, key)?;
+        let (request, upgrade) = config.handshake(&self.inner.config, smallest_net::nonce16())?;
+        let ws = self.connect_websocket(request, &upgrade)?;
         let session = TtsLiveSession::new(config, Instant::now())?;
         let shared = Shared::open(
             ws,
@@ -77,10 +76,9 @@ impl Client {
     /// refused locally). A refused upgrade is the server's error ([`Error::Api`]).
     pub fn stt_live(&self, config: SttLiveConfig) -> Result<SttLive, Error> {
         config.validate()?;
-        let key = smallest_net::nonce16();
-        let request = config.handshake(&self.inner.config, key)?;
-        let ws = self.connect_websocket(request, key)?;
-        let session = SttLiveSession::new(&config, Instant::now())?;
+        let (request, upgrade) = config.handshake(&self.inner.config, smallest_net::nonce16())?;
+        let ws = self.connect_websocket(request, &upgrade)?;
+        let session = SttLiveSession::new(config, Instant::now())?;
         let shared = Shared::open(
             ws,
             LiveDriver::new(session, None, &self.options).redacting(&self.inner.config),
@@ -98,7 +96,7 @@ impl Client {
     fn connect_websocket(
         &self,
         request: http::Request<()>,
-        key: [u8; 16],
+        expected: &Upgrade,
     ) -> Result<WebSocket<Socket>, Error> {
         let (host, port, tls) = smallest_net::ws_target(&request)?;
         let limits = self.options.time_limits();
@@ -159,7 +157,7 @@ impl Client {
             HandshakeError::Failure(e) => {
                 self.inner
                     .config
-                    .redact(upgrade_error(e, key, limits.connect))
+                    .redact(upgrade_error(e, expected, limits.connect))
             }
         })?;
         // Reads and writes are sliced; the driver's limits bound silences and stalls.

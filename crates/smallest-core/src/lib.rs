@@ -24,6 +24,11 @@
 //!   [`call::UploadCounter`] (streamed uploads), [`live::LiveDriver`] (a live
 //!   WebSocket session). Their settings are one [`ClientOptions`], set with one
 //!   [`ClientBuilder`], with the same meaning on every transport ([`options`]).
+//! - The live WebSocket APIs are sans-IO sessions: [`TtsLiveSession`] and
+//!   [`SttLiveSession`] speak the protocols, [`ws::handshake_request`] builds the
+//!   upgrade (with the [`ws::Upgrade`] that checks its answer). [`LiveSession`] is
+//!   their common interface (frames in and out, events, timers): the trait
+//!   [`live::LiveDriver`] drives, so one driving loop serves both.
 //!
 //! ## Bring your own HTTP client
 //!
@@ -103,7 +108,7 @@ pub use tts_live::{TtsLiveConfig, TtsLiveEvent, TtsLiveSession};
 pub use tts_stream::{
     AudioChunk, FailedResponse, TtsStreamDecoder, TtsStreamRequest, TtsStreamStart,
 };
-pub use ws::{CloseFrame, WsMessage};
+pub use ws::{CloseFrame, LiveSession, WsMessage};
 
 // Voices, voice cloning and pronunciation dictionaries.
 pub use cloning::{

@@ -24,8 +24,10 @@
 //!     "model=pulse&language=en&sample_rate=16000&encoding=linear16&word_timestamps=true"
 //! );
 //! let now = Instant::now();
-//! let mut session = SttLiveSession::new(&live, now)?;
-//! session.send_audio(vec![0u8; 6000], now)?;   // two binary frames: 4096 + 1904 bytes
+//! let mut session = SttLiveSession::new(live, now)?;
+//! // Two binary frames, 4096 + 1904 bytes; the stream position is 6000 bytes
+//! // (3000 samples of linear16 at 16 kHz: 0.1875 s of audio sent).
+//! assert_eq!(session.send_audio(vec![0u8; 6000], now)?, 6000);
 //! session.close_stream(now)?;
 //! assert!(matches!(session.poll_outgoing(), Some(WsMessage::Binary(b)) if b.len() == 4096));
 //! assert!(matches!(session.poll_outgoing(), Some(WsMessage::Binary(b)) if b.len() == 1904));
@@ -54,7 +56,7 @@ use crate::macros::string_enum;
 use crate::stt::{Query, SttLanguage, SttModel, Utterance, Word};
 use crate::tts::validate_correlation_id;
 use crate::ws::{
-    CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CloseFrame, WsMessage, deadline, error_fields,
+    CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CloseFrame, Upgrade, WsMessage, deadline, error_fields,
     handshake_request,
 };
 
@@ -517,10 +519,15 @@ impl SttLiveConfig {
         format!("{path}?{}", self.query())
     }
 
-    /// Validates the parameters and builds the upgrade request (see
+    /// Validates the parameters and builds the upgrade request, with the [`Upgrade`] that
+    /// checks the server's answer to it (see
     /// [`ws::handshake_request`](crate::ws::handshake_request)); `key` is 16 random
-    /// bytes from the transport.
-    pub fn handshake(&self, config: &Config, key: [u8; 16]) -> Result<Request<()>, Error> {
+    /// bytes from the transport, given here only.
+    pub fn handshake(
+        &self,
+        config: &Config,
+        key: [u8; 16],
+    ) -> Result<(Request<()>, Upgrade), Error> {
         self.validate()?;
         handshake_request(config, &self.path_and_query(), key, self.expire_content)
     }
@@ -535,7 +542,16 @@ pub struct Transcript {
     pub text: String,
     /// `false` for an interim that may still be revised.
     pub is_final: bool,
-    /// The terminal message after `close_stream`.
+    /// The terminal message after `close_stream`: nothing more will be transcribed.
+    ///
+    /// Its `text` may be empty. The terminal message is the server's flush of what it
+    /// heard since the previous final, so it carries the stream's last words when some
+    /// were pending and nothing when all the audio was already finalized (or held no
+    /// speech): an empty terminal final is then normal (the emulator sends one; a
+    /// `finalize` with nothing pending is documented to answer with an empty
+    /// transcript too). So neither skip it because its text is empty (test `is_last`,
+    /// not the text, to know the stream ended) nor drop its text because it is the
+    /// last (handle it like any final).
     pub is_last: bool,
     /// This final answers a client `finalize`.
     pub from_finalize: bool,
@@ -647,11 +663,14 @@ enum State {
 /// `handle_timeout`. It never blocks and never reads a clock.
 #[derive(Debug)]
 pub struct SttLiveSession {
+    config: SttLiveConfig,
     state: State,
     max_frame_len: Option<usize>,
     keepalive: Option<Duration>,
     last_activity: Instant,
     saw_last: bool,
+    /// Audio bytes taken by `send_audio` so far.
+    audio_sent: u64,
     /// `finalize` calls whose final transcript has not arrived yet.
     finalizes: usize,
     outgoing: VecDeque<WsMessage>,
@@ -663,7 +682,7 @@ impl SttLiveSession {
     ///
     /// Audio is split into frames of at most [`DEFAULT_MAX_FRAME_LEN`] bytes, except
     /// for `opus`, whose frames are packets and are sent as given.
-    pub fn new(config: &SttLiveConfig, now: Instant) -> Result<Self, Error> {
+    pub fn new(config: SttLiveConfig, now: Instant) -> Result<Self, Error> {
         config.validate()?;
         Ok(SttLiveSession {
             state: State::Streaming,
@@ -671,13 +690,20 @@ impl SttLiveSession {
                 SttEncoding::Opus => None,
                 _ => Some(DEFAULT_MAX_FRAME_LEN),
             },
+            config,
             keepalive: None,
             last_activity: now,
             saw_last: false,
+            audio_sent: 0,
             finalizes: 0,
             outgoing: VecDeque::new(),
             events: VecDeque::new(),
         })
+    }
+
+    /// The parameters of the connection (fixed by the upgrade request).
+    pub fn config(&self) -> &SttLiveConfig {
+        &self.config
     }
 
     /// The largest binary frame `send_audio` sends; `None` sends each call's audio as
@@ -694,12 +720,21 @@ impl SttLiveSession {
 
     /// Queues audio (in the configured encoding and rate) as binary frames, split at
     /// the frame length without copying. Empty audio sends nothing.
-    pub fn send_audio(&mut self, audio: impl Into<Bytes>, now: Instant) -> Result<(), Error> {
+    ///
+    /// Returns the stream position: the audio bytes sent in this session so far,
+    /// including this chunk (the same as [`audio_sent`](Self::audio_sent) afterwards).
+    /// With the sample rate and the bytes per sample of the encoding it is the audio
+    /// time sent: for `linear16` (2 bytes per sample, mono) `position / (2 *
+    /// sample_rate)` seconds, the scale of the transcripts' word times, which count
+    /// seconds from the stream's start (`linear32` has 4 bytes per sample, `alaw` and `mulaw` 1; `opus` has no fixed
+    /// rate). A refused call (the stream has ended) counts nothing.
+    pub fn send_audio(&mut self, audio: impl Into<Bytes>, now: Instant) -> Result<u64, Error> {
         self.ensure_streaming("send_audio")?;
         let mut audio: Bytes = audio.into();
         if audio.is_empty() {
-            return Ok(());
+            return Ok(self.audio_sent);
         }
+        self.audio_sent = self.audio_sent.saturating_add(audio.len() as u64);
         match self.max_frame_len {
             Some(max) => {
                 while audio.len() > max {
@@ -711,7 +746,13 @@ impl SttLiveSession {
             None => self.outgoing.push_back(WsMessage::Binary(audio)),
         }
         self.last_activity = now;
-        Ok(())
+        Ok(self.audio_sent)
+    }
+
+    /// The audio bytes [`send_audio`](Self::send_audio) took in this session so far
+    /// (the stream position it returned last; 0 before any audio).
+    pub fn audio_sent(&self) -> u64 {
+        self.audio_sent
     }
 
     /// Asks for a final transcript of everything heard so far (`{"type":"finalize"}`);
@@ -972,4 +1013,40 @@ where
     T: Deserialize<'de> + Default,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_audio_returns_the_stream_position() {
+        let t0 = Instant::now();
+        let config = SttLiveConfig::new(SttLanguage::En).sample_rate(8000);
+        let mut s = SttLiveSession::new(config, t0).unwrap();
+        assert_eq!(s.config().sample_rate, 8000);
+        assert_eq!(s.audio_sent(), 0);
+        // Frame splitting does not change the count: 9000 bytes are three frames.
+        assert_eq!(s.send_audio(vec![0u8; 9000], t0).unwrap(), 9000);
+        assert_eq!(s.send_audio(vec![0u8; 7], t0).unwrap(), 9007);
+        // Empty audio sends nothing and returns the position unchanged.
+        assert_eq!(s.send_audio(Vec::new(), t0).unwrap(), 9007);
+        assert_eq!(s.send_audio(vec![0u8; 993], t0).unwrap(), 10_000);
+        assert_eq!(s.audio_sent(), 10_000);
+        let frames: Vec<usize> = std::iter::from_fn(|| s.poll_outgoing())
+            .map(|m| match m {
+                WsMessage::Binary(b) => b.len(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(frames, [4096, 4096, 808, 7, 993]);
+        assert_eq!(frames.iter().sum::<usize>() as u64, s.audio_sent());
+        // 10 000 bytes of linear16 at 8 kHz: 5000 samples, 0.625 s of audio.
+        let seconds = s.audio_sent() as f64 / (2.0 * f64::from(s.config().sample_rate));
+        assert_eq!(seconds, 0.625);
+        // Once the stream has ended, audio is refused and not counted.
+        s.close_stream(t0).unwrap();
+        assert!(s.send_audio(vec![0u8; 10], t0).is_err());
+        assert_eq!(s.audio_sent(), 10_000);
+    }
 }

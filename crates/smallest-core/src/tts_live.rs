@@ -79,8 +79,8 @@ use crate::tts::{
     validate_sample_rate, validate_voice_id,
 };
 use crate::ws::{
-    CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CloseFrame, WsMessage, deadline,
-    error_fields, handshake_request,
+    CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CloseFrame, Upgrade, WsMessage,
+    deadline, error_fields, handshake_request,
 };
 
 /// The path of TTS over WebSocket (the same path as SSE; the upgrade selects WebSocket).
@@ -349,10 +349,15 @@ impl TtsLiveConfig {
         }
     }
 
-    /// Validates the settings and builds the upgrade request (see
+    /// Validates the settings and builds the upgrade request, with the [`Upgrade`] that
+    /// checks the server's answer to it (see
     /// [`ws::handshake_request`](crate::ws::handshake_request)); `key` is 16 random
-    /// bytes from the transport.
-    pub fn handshake(&self, config: &Config, key: [u8; 16]) -> Result<Request<()>, Error> {
+    /// bytes from the transport, given here only.
+    pub fn handshake(
+        &self,
+        config: &Config,
+        key: [u8; 16],
+    ) -> Result<(Request<()>, Upgrade), Error> {
         self.validate()?;
         handshake_request(config, &self.path_and_query(), key, self.expire_content)
     }

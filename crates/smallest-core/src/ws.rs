@@ -9,19 +9,29 @@
 //! `Sec-WebSocket-Key` is 16 random bytes the transport passes in, and time is the
 //! `now: Instant` argument of every verb.
 //!
+//! # The upgrade
+//!
+//! The transport gives the key once. [`handshake_request`] (or the `handshake` method
+//! of [`TtsLiveConfig`](crate::tts_live::TtsLiveConfig) and
+//! [`SttLiveConfig`](crate::stt_live::SttLiveConfig), which build the path and query)
+//! returns the request to send and an [`Upgrade`]: the answer that request expects (the
+//! `Sec-WebSocket-Accept` derived from the key). [`Upgrade::check`] then judges the
+//! server's answer: `Ok` for a proper `101 Switching Protocols`, the server's
+//! [`Error::Api`] for a refusal (`400`, `401` …), [`Error::Decode`] for a broken `101`.
+//! The key cannot be passed twice, so it cannot be passed wrong the second time.
+//!
 //! # The driving loop a transport writes
 //!
-//! Every live session has the same verbs (quinn / Firezone style): `handle_message`,
-//! `poll_outgoing`, `poll_event`, `poll_timeout`, `handle_timeout`. A blocking
-//! transport over tungstenite looks like this (an async one replaces the read timeout
-//! with `tokio::select!` over the socket, a sleep until `poll_timeout` and the user's
-//! input):
+//! Every live session has the same verbs (quinn / Firezone style), the [`LiveSession`]
+//! trait: `handle_message`, `poll_outgoing`, `poll_event`, `poll_timeout`,
+//! `handle_timeout`. A blocking transport over tungstenite looks like this (an async one
+//! replaces the read timeout with `tokio::select!` over the socket, a sleep until
+//! `poll_timeout` and the user's input):
 //!
 //! ```text
-//! let key: [u8; 16] = random_bytes();
-//! let request = live_config.handshake(&config, key)?;            // http::Request<()>
+//! let (request, upgrade) = live_config.handshake(&config, random_bytes())?;
 //! let (mut socket, _) = tungstenite::client(request, tls_stream)  // on Error::Http(resp):
-//!     .map_err(|e| /* ws::check_upgrade(resp.status(), resp.headers(), body, key) */)?;
+//!     .map_err(|e| /* upgrade.check(resp.status(), resp.headers(), body) */)?;
 //! let mut session = TtsLiveSession::new(live_config, Instant::now())?;
 //! session.speak("Hello there.", Instant::now())?;
 //! loop {
@@ -37,6 +47,9 @@
 //!     }
 //! }
 //! ```
+//!
+//! [`live::LiveDriver`](crate::live::LiveDriver) wraps a session with what every such
+//! loop decides beyond the protocol (the TTS slot, the idle and close limits, the end).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -121,29 +134,54 @@ pub fn accept_key(sec_websocket_key: &str) -> String {
     BASE64.encode(sha1(&input))
 }
 
-/// The upgrade request of a WebSocket API: `GET wss://…{path_and_query}`.
+/// The upgrade request of a WebSocket API, `GET wss://…{path_and_query}`, and the
+/// [`Upgrade`] that checks the server's answer to it.
 ///
-/// It carries the five headers a WebSocket client library insists on when handed a
-/// ready request (`Host`, `Connection: Upgrade`, `Upgrade: websocket`,
+/// The request carries the five headers a WebSocket client library insists on when
+/// handed a ready request (`Host`, `Connection: Upgrade`, `Upgrade: websocket`,
 /// `Sec-WebSocket-Version: 13`, `Sec-WebSocket-Key` = base64 of `sec_websocket_key`),
 /// the headers of every request (`Authorization`, marked sensitive, `User-Agent`,
 /// `X-Source`) and, when `expire_content`, `x-expire-content: true` (API.md §2.3).
+///
+/// `sec_websocket_key` is 16 random bytes from the transport, given here only: the
+/// [`Upgrade`] remembers the `Sec-WebSocket-Accept` it implies.
 ///
 /// `path_and_query` starts with `/` and is already percent-encoded. The scheme is
 /// `wss` for an `https` base URL and `ws` for an `http` (loopback) one. Prefer the
 /// `handshake` method of [`TtsLiveConfig`](crate::tts_live::TtsLiveConfig) and
 /// [`SttLiveConfig`](crate::stt_live::SttLiveConfig), which build `path_and_query`.
+///
+/// ```
+/// use http::{HeaderMap, StatusCode};
+/// use smallest_core::{ApiKey, Config, ws};
+///
+/// # fn main() -> Result<(), smallest_core::Error> {
+/// let config = Config::new(ApiKey::new("sk_example")?);
+/// let (request, upgrade) =
+///     ws::handshake_request(&config, "/waves/v1/tts/live", *b"the sample nonce", false)?;
+/// assert_eq!(request.headers()["sec-websocket-key"], "dGhlIHNhbXBsZSBub25jZQ==");
+/// assert_eq!(upgrade.expected_accept(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+///
+/// // A refusal before the upgrade is the server's error.
+/// let err = upgrade.check(StatusCode::UNAUTHORIZED, &HeaderMap::new(), b"").unwrap_err();
+/// assert!(err.is_auth());
+/// # Ok(()) }
+/// ```
 pub fn handshake_request(
     config: &Config,
     path_and_query: &str,
     sec_websocket_key: [u8; 16],
     expire_content: bool,
-) -> Result<Request<()>, Error> {
+) -> Result<(Request<()>, Upgrade), Error> {
     let uri = config.ws_uri(path_and_query)?;
     let host = uri
         .authority()
         .map(|a| a.as_str().to_owned())
         .ok_or_else(|| Error::Config(format!("the WebSocket URI {uri} has no host").into()))?;
+    let key = self::sec_websocket_key(sec_websocket_key);
+    let upgrade = Upgrade {
+        accept: accept_key(&key),
+    };
     let mut builder = Request::builder()
         .method(Method::GET)
         .uri(uri)
@@ -151,10 +189,7 @@ pub fn handshake_request(
         .header(CONNECTION, "Upgrade")
         .header(UPGRADE, "websocket")
         .header("sec-websocket-version", "13")
-        .header(
-            SEC_WEBSOCKET_KEY,
-            self::sec_websocket_key(sec_websocket_key),
-        );
+        .header(SEC_WEBSOCKET_KEY, key);
     if expire_content {
         builder = builder.header("x-expire-content", "true");
     }
@@ -162,68 +197,78 @@ pub fn handshake_request(
         .body(())
         .map_err(|e| Error::Config(format!("cannot build the upgrade request: {e}").into()))?;
     config.apply_headers(&mut request, true);
-    Ok(request)
+    Ok((request, upgrade))
 }
 
-/// Checks the server's answer to an upgrade request sent with `sent_key`.
-///
-/// `101 Switching Protocols` with `Upgrade: websocket`, a `Connection` header naming
-/// `upgrade` and the right `Sec-WebSocket-Accept` is `Ok`. Any other status is the
-/// server refusing before the upgrade (a `400` for `model=pulse-pro` or a missing
-/// model, a `401` for a bad key …): its body is parsed into [`Error::Api`] like any
-/// HTTP error. A `101` with wrong headers is [`Error::Decode`].
-///
-/// Transports over tungstenite call this with the `Error::Http(response)` of a refused
-/// handshake (tungstenite checks the accept value of a `101` itself).
-pub fn check_upgrade(
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &[u8],
-    sent_key: [u8; 16],
-) -> Result<(), Error> {
-    const WHAT: &str = "WebSocket upgrade response";
-    if status != StatusCode::SWITCHING_PROTOCOLS {
-        return Err(ApiError::from_parts(status, headers, body).into());
+/// What the server must answer to one upgrade request: made by [`handshake_request`]
+/// together with the request, it holds the `Sec-WebSocket-Accept` the request's key
+/// implies, so the key is given once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upgrade {
+    accept: String,
+}
+
+impl Upgrade {
+    /// The `Sec-WebSocket-Accept` value a `101` must carry.
+    pub fn expected_accept(&self) -> &str {
+        &self.accept
     }
-    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    match header(UPGRADE) {
-        Some(v) if v.trim().eq_ignore_ascii_case("websocket") => {}
-        other => {
+
+    /// Checks the server's answer to the upgrade request.
+    ///
+    /// `101 Switching Protocols` with `Upgrade: websocket`, a `Connection` header
+    /// naming `upgrade` and the right `Sec-WebSocket-Accept` is `Ok`. Any other status
+    /// is the server refusing before the upgrade (a `400` for `model=pulse-pro` or a
+    /// missing model, a `401` for a bad key …): its body is parsed into [`Error::Api`]
+    /// like any HTTP error. A `101` with wrong headers is [`Error::Decode`].
+    ///
+    /// Transports over tungstenite call this with the `Error::Http(response)` of a
+    /// refused handshake (tungstenite checks the accept value of a `101` itself).
+    pub fn check(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<(), Error> {
+        const WHAT: &str = "WebSocket upgrade response";
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(ApiError::from_parts(status, headers, body).into());
+        }
+        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        match header(UPGRADE) {
+            Some(v) if v.trim().eq_ignore_ascii_case("websocket") => {}
+            other => {
+                return Err(Error::decode(
+                    WHAT,
+                    format!("the `Upgrade` header is {other:?}, expected \"websocket\""),
+                ));
+            }
+        }
+        let connection_upgrades = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+        if !connection_upgrades {
             return Err(Error::decode(
                 WHAT,
-                format!("the `Upgrade` header is {other:?}, expected \"websocket\""),
+                format!(
+                    "the `Connection` header is {:?}, expected it to name \"Upgrade\"",
+                    header(CONNECTION)
+                ),
             ));
         }
-    }
-    let connection_upgrades = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    if !connection_upgrades {
-        return Err(Error::decode(
-            WHAT,
-            format!(
-                "the `Connection` header is {:?}, expected it to name \"Upgrade\"",
-                header(CONNECTION)
-            ),
-        ));
-    }
-    let expected = accept_key(&self::sec_websocket_key(sent_key));
-    match header(SEC_WEBSOCKET_ACCEPT) {
-        Some(got) if got.trim() == expected => Ok(()),
-        Some(got) => Err(Error::decode(
-            WHAT,
-            format!(
-                "`Sec-WebSocket-Accept` is {got:?}, expected {expected:?} for the key sent \
-                 (a proxy rewrote the handshake, or answered for another request)"
-            ),
-        )),
-        None => Err(Error::decode(
-            WHAT,
-            "the `Sec-WebSocket-Accept` header is missing",
-        )),
+        let expected = &self.accept;
+        match header(SEC_WEBSOCKET_ACCEPT) {
+            Some(got) if got.trim() == expected => Ok(()),
+            Some(got) => Err(Error::decode(
+                WHAT,
+                format!(
+                    "`Sec-WebSocket-Accept` is {got:?}, expected {expected:?} for the key sent \
+                     (a proxy rewrote the handshake, or answered for another request)"
+                ),
+            )),
+            None => Err(Error::decode(
+                WHAT,
+                "the `Sec-WebSocket-Accept` header is missing",
+            )),
+        }
     }
 }
 

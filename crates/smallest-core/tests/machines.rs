@@ -932,14 +932,16 @@ impl Live for TtsLiveSession {
 
 impl Live for SttLiveSession {
     fn open(now: Instant, keepalive: Option<Duration>) -> Self {
-        let mut s = SttLiveSession::new(&SttLiveConfig::new(SttLanguage::En), now).unwrap();
+        let mut s = SttLiveSession::new(SttLiveConfig::new(SttLanguage::En), now).unwrap();
         s.set_keepalive(keepalive);
         s
     }
 
     fn act(&mut self, op: u8, now: Instant) {
         let _ = match op % 4 {
-            0 => self.send_audio(Bytes::from_static(&[0u8; 640]), now),
+            0 => self
+                .send_audio(Bytes::from_static(&[0u8; 640]), now)
+                .map(drop),
             1 => self.finalize(now),
             2 => self.close_stream(now),
             _ => self.close(now),

@@ -20,7 +20,7 @@ fn en() -> SttLiveConfig {
     SttLiveConfig::new(SttLanguage::En)
 }
 
-fn session(config: &SttLiveConfig, t0: Instant) -> SttLiveSession {
+fn session(config: SttLiveConfig, t0: Instant) -> SttLiveSession {
     SttLiveSession::new(config, t0).unwrap()
 }
 
@@ -207,7 +207,7 @@ fn validation_names_the_field() {
         let err = config.validate().unwrap_err();
         assert_eq!(err.field(), field, "{err}");
         assert!(err.allowed().contains(allowed), "{err}");
-        let err = SttLiveSession::new(&config, Instant::now()).unwrap_err();
+        let err = SttLiveSession::new(config, Instant::now()).unwrap_err();
         assert_eq!(err.validation().unwrap().field(), field);
     }
     let mut many = en();
@@ -233,7 +233,7 @@ fn validation_names_the_field() {
 #[test]
 fn audio_is_split_into_4096_byte_binary_frames_without_copying() {
     let t0 = Instant::now();
-    let mut s = session(&en(), t0);
+    let mut s = session(en(), t0);
     let audio = Bytes::from((0..10_000u32).map(|i| i as u8).collect::<Vec<u8>>());
     s.send_audio(audio.clone(), t0).unwrap();
     s.send_audio(Vec::new(), t0).unwrap();
@@ -274,7 +274,7 @@ fn audio_is_split_into_4096_byte_binary_frames_without_copying() {
 #[test]
 fn opus_packets_are_never_split() {
     let t0 = Instant::now();
-    let mut s = session(&en().encoding(SttEncoding::Opus), t0);
+    let mut s = session(en().encoding(SttEncoding::Opus), t0);
     s.send_audio(vec![1u8; 5000], t0).unwrap();
     assert_eq!(
         outgoing(&mut s),
@@ -285,7 +285,7 @@ fn opus_packets_are_never_split() {
 #[test]
 fn control_messages_golden() {
     let t0 = Instant::now();
-    let mut s = session(&en(), t0);
+    let mut s = session(en(), t0);
     s.send_audio(vec![0u8; 10], t0).unwrap();
     s.finalize(t0).unwrap();
     s.send_audio(vec![0u8; 10], t0).unwrap();
@@ -308,7 +308,7 @@ fn control_messages_golden() {
 #[test]
 fn interims_then_finalize_gives_a_final_from_finalize() {
     let t0 = Instant::now();
-    let mut s = session(&en(), t0);
+    let mut s = session(en(), t0);
     s.send_audio(vec![0u8; 4096], t0).unwrap();
     s.handle_message(
         text(r#"{"type": "transcription", "status": "success", "transcription": "Hi, how are you", "is_final": false, "is_last": false, "session_id": "4b5ae9cb-1234-5678-9abc-def012345678"}"#),
@@ -343,7 +343,7 @@ fn interims_then_finalize_gives_a_final_from_finalize() {
 #[test]
 fn close_stream_then_is_last_then_close_1000() {
     let t0 = Instant::now();
-    let mut s = session(&en(), t0);
+    let mut s = session(en(), t0);
     s.send_audio(vec![0u8; 100], t0).unwrap();
     s.close_stream(t0 + secs(1)).unwrap();
     // No audio after close_stream.
@@ -381,7 +381,7 @@ fn close_stream_then_is_last_then_close_1000() {
 #[test]
 fn over_the_concurrency_limit_closes_with_1008() {
     let t0 = Instant::now();
-    let mut s = session(&en(), t0);
+    let mut s = session(en(), t0);
     s.send_audio(vec![0u8; 100], t0).unwrap();
     s.handle_message(
         WsMessage::Close(Some(CloseFrame::new(1008, "too many sessions"))),
@@ -415,7 +415,7 @@ fn close_outcomes_are_typed() {
     assert_eq!(CloseOutcome::from_code(None), CloseOutcome::NoStatus);
     // A silent close with no transcript at all (East Asian language on the India host).
     let t0 = Instant::now();
-    let mut s = session(&SttLiveConfig::new(SttLanguage::Ja), t0);
+    let mut s = session(SttLiveConfig::new(SttLanguage::Ja), t0);
     s.send_audio(vec![0u8; 10], t0).unwrap();
     s.handle_message(WsMessage::Close(None), t0).unwrap();
     assert_eq!(
@@ -432,7 +432,7 @@ fn close_outcomes_are_typed() {
 #[test]
 fn client_close_abandons_the_stream() {
     let t0 = Instant::now();
-    let mut s = session(&en(), t0);
+    let mut s = session(en(), t0);
     s.send_audio(vec![0u8; 10], t0).unwrap();
     s.close(t0).unwrap();
     assert_eq!(
@@ -454,7 +454,7 @@ fn client_close_abandons_the_stream() {
 #[test]
 fn error_messages_of_every_shape() {
     let t0 = Instant::now();
-    let mut s = session(&en(), t0);
+    let mut s = session(en(), t0);
     for raw in [
         r#"{ "type": "error", "status": "error", "message": "Audio decode failed" }"#,
         r#"{ "type": "error", "error_code": "LANGUAGE_NOT_ENABLED_IN_REGION", "message": "Language 'multi-south-indic' has not been enabled in this region. Please contact support to request access." }"#,
@@ -495,7 +495,7 @@ fn error_messages_of_every_shape() {
 #[test]
 fn vad_events() {
     let t0 = Instant::now();
-    let mut s = session(&en().vad_events(true), t0);
+    let mut s = session(en().vad_events(true), t0);
     s.handle_message(
         text(r#"{ "type": "speech_started", "session_id": "a1b2c3d4", "timestamp": 1.84 }"#),
         t0,
@@ -518,7 +518,7 @@ fn vad_events() {
 #[test]
 fn unknown_message_types_are_events_not_errors() {
     let t0 = Instant::now();
-    let mut s = session(&en(), t0);
+    let mut s = session(en(), t0);
     for raw in [
         r#"{"type":"utterance_end","last_word_end":3.2}"#,
         r#"{"type":"metadata","request_id":"x"}"#,
@@ -537,7 +537,7 @@ fn unknown_message_types_are_events_not_errors() {
 #[test]
 fn a_rich_final_parses_words_utterances_and_redactions() {
     let t0 = Instant::now();
-    let mut s = session(&en().word_timestamps(true).diarize(true), t0);
+    let mut s = session(en().word_timestamps(true).diarize(true), t0);
     // The legacy example of §12.5 (no `type`).
     s.handle_message(
         text(r#"{"session_id": "session_id_12346abcde", "transcript": "I paid using my card [CREDITCARDCVV_1] with expiry [TIME_2].", "is_final": true, "is_last": true, "language": "en", "languages": ["en"],
@@ -568,7 +568,7 @@ fn a_rich_final_parses_words_utterances_and_redactions() {
 #[test]
 fn string_speakers_nulls_and_full_transcript() {
     let t0 = Instant::now();
-    let mut s = session(&en().full_transcript(true), t0);
+    let mut s = session(en().full_transcript(true), t0);
     s.handle_message(
         text(r#"{"type":"transcription","transcript":"b","transcription":"b","is_final":true,"is_last":null,"from_finalize":null,"language":null,"languages":null,"full_transcript":"a b","words":[{"word":"b","start":0.5,"end":0.7,"speaker":"speaker_1"}],"utterances":null,"redacted_entities":null}"#),
         t0,
@@ -593,7 +593,7 @@ fn string_speakers_nulls_and_full_transcript() {
 #[test]
 fn malformed_messages_are_decode_errors_and_the_session_goes_on() {
     let t0 = Instant::now();
-    let mut s = session(&en(), t0);
+    let mut s = session(en(), t0);
     for frame in [
         text("{"),
         text(r#"{"type":"transcription","is_final":"yes"}"#),
@@ -618,7 +618,7 @@ fn malformed_messages_are_decode_errors_and_the_session_goes_on() {
 #[test]
 fn no_timer_without_keepalive() {
     let t0 = Instant::now();
-    let mut s = session(&en(), t0);
+    let mut s = session(en(), t0);
     assert_eq!(s.poll_timeout(), None);
     s.handle_timeout(t0 + secs(3600));
     assert_eq!(s.poll_outgoing(), None);
@@ -627,7 +627,7 @@ fn no_timer_without_keepalive() {
 #[test]
 fn keepalive_pings_at_the_interval_until_the_stream_finishes() {
     let t0 = Instant::now();
-    let mut s = session(&en(), t0);
+    let mut s = session(en(), t0);
     s.set_keepalive(Some(secs(5)));
     assert_eq!(s.poll_timeout(), Some(t0 + secs(5)));
     s.handle_timeout(t0 + secs(4));
@@ -665,7 +665,7 @@ fn keepalive_pings_at_the_interval_until_the_stream_finishes() {
 #[test]
 fn a_huge_or_zero_interval_is_harmless() {
     let t0 = Instant::now();
-    let mut s = session(&en(), t0);
+    let mut s = session(en(), t0);
     s.set_keepalive(Some(Duration::MAX));
     assert_eq!(s.poll_timeout(), None);
     s.set_keepalive(Some(Duration::ZERO));

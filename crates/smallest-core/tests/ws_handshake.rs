@@ -6,7 +6,7 @@ use smallest_core::stt::{SttLanguage, SttModel};
 use smallest_core::stt_live::{SttEncoding, SttLiveConfig};
 use smallest_core::tts::{Language, TtsModel};
 use smallest_core::tts_live::TtsLiveConfig;
-use smallest_core::ws::{self, accept_key, check_upgrade, handshake_request, sec_websocket_key};
+use smallest_core::ws::{self, Upgrade, accept_key, handshake_request, sec_websocket_key};
 use smallest_core::{ApiErrorKind, ApiKey, Config, Error};
 
 const CANARY_KEY: &str = "sk_canary_ws_5d1e9b7c02a4";
@@ -74,9 +74,19 @@ fn key_is_base64_of_the_16_input_bytes() {
     );
 }
 
+/// The upgrade expected for `KEY`.
+fn upgrade() -> Upgrade {
+    handshake_request(&config(), "/waves/v1/tts/live", KEY, false)
+        .unwrap()
+        .1
+}
+
 #[test]
 fn generic_handshake_golden() {
-    let request = handshake_request(&config(), "/waves/v1/tts/live", KEY, false).unwrap();
+    let (request, upgrade) =
+        handshake_request(&config(), "/waves/v1/tts/live", KEY, false).unwrap();
+    // The key is given once: the upgrade expects the accept value of the key sent.
+    assert_eq!(upgrade.expected_accept(), accept_key(KEY_B64));
     assert_eq!(request.method(), Method::GET);
     assert_eq!(request.uri(), "wss://api.smallest.ai/waves/v1/tts/live");
     assert_eq!(
@@ -89,7 +99,8 @@ fn generic_handshake_golden() {
 #[test]
 fn tts_handshake_golden_default_and_with_timeout_and_expiry() {
     let live = TtsLiveConfig::new("magnus");
-    let request = live.handshake(&config(), KEY).unwrap();
+    let (request, upgrade) = live.handshake(&config(), KEY).unwrap();
+    assert_eq!(upgrade, self::upgrade());
     assert_eq!(request.method(), Method::GET);
     assert_eq!(request.uri(), "wss://api.smallest.ai/waves/v1/tts/live");
     assert_eq!(
@@ -101,7 +112,7 @@ fn tts_handshake_golden_default_and_with_timeout_and_expiry() {
     let live = TtsLiveConfig::new("magnus")
         .timeout_secs(5)
         .expire_content(true);
-    let request = live.handshake(&config(), KEY).unwrap();
+    let (request, _) = live.handshake(&config(), KEY).unwrap();
     assert_eq!(
         request.uri(),
         "wss://api.smallest.ai/waves/v1/tts/live?timeout=5"
@@ -140,7 +151,8 @@ fn stt_handshake_golden_with_every_parameter() {
         .keyword("Pulse", Some(1.5))
         .external_session_id("call-42.a_b")
         .expire_content(true);
-    let request = live.handshake(&config(), KEY).unwrap();
+    let (request, upgrade) = live.handshake(&config(), KEY).unwrap();
+    assert_eq!(upgrade, self::upgrade());
     assert_eq!(request.method(), Method::GET);
     assert_eq!(
         request.uri().to_string(),
@@ -160,7 +172,7 @@ fn stt_handshake_golden_with_every_parameter() {
 
 #[test]
 fn stt_handshake_minimal_and_legacy_and_regional_hosts() {
-    let request = SttLiveConfig::new(SttLanguage::Hi)
+    let (request, _) = SttLiveConfig::new(SttLanguage::Hi)
         .handshake(&config(), KEY)
         .unwrap();
     assert_eq!(
@@ -175,7 +187,7 @@ fn stt_handshake_minimal_and_legacy_and_regional_hosts() {
     let us = config()
         .with_base_url("https://api.us.smallest.ai")
         .unwrap();
-    let request = SttLiveConfig::legacy(SttLanguage::Ja)
+    let (request, _) = SttLiveConfig::legacy(SttLanguage::Ja)
         .handshake(&us, KEY)
         .unwrap();
     assert_eq!(
@@ -190,7 +202,7 @@ fn loopback_base_url_uses_ws_and_keeps_port_and_prefix() {
     let emulator = config()
         .with_base_url("http://127.0.0.1:8080/proxy/")
         .unwrap();
-    let request = TtsLiveConfig::new("magnus")
+    let (request, _) = TtsLiveConfig::new("magnus")
         .handshake(&emulator, KEY)
         .unwrap();
     assert_eq!(request.uri(), "ws://127.0.0.1:8080/proxy/waves/v1/tts/live");
@@ -233,10 +245,13 @@ fn upgrade_response(accept: &str) -> HeaderMap {
 }
 
 #[test]
-fn check_upgrade_accepts_the_right_accept_value() {
-    let key = *b"the sample nonce";
+fn upgrade_check_accepts_the_right_accept_value() {
+    let (_, sample) =
+        handshake_request(&config(), "/waves/v1/tts/live", *b"the sample nonce", false).unwrap();
     let headers = upgrade_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-    check_upgrade(StatusCode::SWITCHING_PROTOCOLS, &headers, b"", key).unwrap();
+    sample
+        .check(StatusCode::SWITCHING_PROTOCOLS, &headers, b"")
+        .unwrap();
 
     // Header values are case-insensitive tokens; Connection may list several.
     let mut headers = upgrade_response(&accept_key(KEY_B64));
@@ -245,37 +260,49 @@ fn check_upgrade_accepts_the_right_accept_value() {
         "connection",
         HeaderValue::from_static("keep-alive, upgrade"),
     );
-    check_upgrade(StatusCode::SWITCHING_PROTOCOLS, &headers, b"", KEY).unwrap();
+    upgrade()
+        .check(StatusCode::SWITCHING_PROTOCOLS, &headers, b"")
+        .unwrap();
 }
 
 #[test]
-fn check_upgrade_rejects_a_wrong_or_missing_accept() {
+fn upgrade_check_rejects_a_wrong_or_missing_accept() {
     let headers = upgrade_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-    let err = check_upgrade(StatusCode::SWITCHING_PROTOCOLS, &headers, b"", KEY).unwrap_err();
+    let err = upgrade()
+        .check(StatusCode::SWITCHING_PROTOCOLS, &headers, b"")
+        .unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");
     assert!(err.to_string().contains("Sec-WebSocket-Accept"), "{err}");
     assert!(err.to_string().contains(&accept_key(KEY_B64)), "{err}");
 
     let mut headers = upgrade_response("x");
     headers.remove("sec-websocket-accept");
-    let err = check_upgrade(StatusCode::SWITCHING_PROTOCOLS, &headers, b"", KEY).unwrap_err();
+    let err = upgrade()
+        .check(StatusCode::SWITCHING_PROTOCOLS, &headers, b"")
+        .unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
 
     let mut headers = upgrade_response(&accept_key(KEY_B64));
     headers.remove("upgrade");
-    let err = check_upgrade(StatusCode::SWITCHING_PROTOCOLS, &headers, b"", KEY).unwrap_err();
+    let err = upgrade()
+        .check(StatusCode::SWITCHING_PROTOCOLS, &headers, b"")
+        .unwrap_err();
     assert!(err.to_string().contains("Upgrade"), "{err}");
 
     let mut headers = upgrade_response(&accept_key(KEY_B64));
     headers.insert("connection", HeaderValue::from_static("keep-alive"));
-    let err = check_upgrade(StatusCode::SWITCHING_PROTOCOLS, &headers, b"", KEY).unwrap_err();
+    let err = upgrade()
+        .check(StatusCode::SWITCHING_PROTOCOLS, &headers, b"")
+        .unwrap_err();
     assert!(err.to_string().contains("Connection"), "{err}");
 }
 
 #[test]
-fn check_upgrade_turns_a_pre_upgrade_400_into_an_api_error() {
+fn upgrade_check_turns_a_pre_upgrade_400_into_an_api_error() {
     let body = br#"{"error":"Pulse Pro has no streaming transport. Use POST /waves/v1/stt/?model=pulse-pro instead.","request_id":"87dd36c1-4267-472d-96ee-4113e0a770a6"}"#;
-    let err = check_upgrade(StatusCode::BAD_REQUEST, &HeaderMap::new(), body, KEY).unwrap_err();
+    let err = upgrade()
+        .check(StatusCode::BAD_REQUEST, &HeaderMap::new(), body)
+        .unwrap_err();
     let api = err.api().expect("an API error");
     assert_eq!(api.status(), StatusCode::BAD_REQUEST);
     assert_eq!(api.kind(), &ApiErrorKind::InvalidRequest);
@@ -291,7 +318,9 @@ fn check_upgrade_turns_a_pre_upgrade_400_into_an_api_error() {
 
     let body =
         br#"{"error":"Missing required query param: model. Supported values: pulse | pulse-pro."}"#;
-    let err = check_upgrade(StatusCode::BAD_REQUEST, &HeaderMap::new(), body, KEY).unwrap_err();
+    let err = upgrade()
+        .check(StatusCode::BAD_REQUEST, &HeaderMap::new(), body)
+        .unwrap_err();
     assert!(
         err.api()
             .unwrap()
@@ -301,14 +330,15 @@ fn check_upgrade_turns_a_pre_upgrade_400_into_an_api_error() {
 }
 
 #[test]
-fn check_upgrade_turns_a_401_into_an_auth_error() {
+fn upgrade_check_turns_a_401_into_an_auth_error() {
     for body in [
         &br#"{"error":"unauthorized"}"#[..],
         br#"{"message":"Unauthorized: No tokens provided"}"#,
         b"",
     ] {
-        let err =
-            check_upgrade(StatusCode::UNAUTHORIZED, &HeaderMap::new(), body, KEY).unwrap_err();
+        let err = upgrade()
+            .check(StatusCode::UNAUTHORIZED, &HeaderMap::new(), body)
+            .unwrap_err();
         assert!(err.is_auth(), "{err:?}");
         let api = err.api().unwrap();
         assert_eq!(api.kind(), &ApiErrorKind::Unauthorized);
@@ -318,19 +348,21 @@ fn check_upgrade_turns_a_401_into_an_auth_error() {
 }
 
 #[test]
-fn check_upgrade_treats_any_other_status_as_an_api_error() {
+fn upgrade_check_treats_any_other_status_as_an_api_error() {
     let mut headers = HeaderMap::new();
     headers.insert("retry-after", HeaderValue::from_static("3"));
-    let err = check_upgrade(
-        StatusCode::TOO_MANY_REQUESTS,
-        &headers,
-        br#"{"error":"Rate limit exceeded. Please retry after a short backoff."}"#,
-        KEY,
-    )
-    .unwrap_err();
+    let err = upgrade()
+        .check(
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers,
+            br#"{"error":"Rate limit exceeded. Please retry after a short backoff."}"#,
+        )
+        .unwrap_err();
     assert!(err.is_rate_limited());
     // A 200 is not an upgrade either (e.g. a proxy that answered the SSE route).
-    let err = check_upgrade(StatusCode::OK, &HeaderMap::new(), b"data: {}\n\n", KEY).unwrap_err();
+    let err = upgrade()
+        .check(StatusCode::OK, &HeaderMap::new(), b"data: {}\n\n")
+        .unwrap_err();
     assert_eq!(err.api().unwrap().status(), StatusCode::OK);
     // The constants used by the sessions.
     assert_eq!((ws::CLOSE_NORMAL, ws::CLOSE_POLICY_VIOLATION), (1000, 1008));

@@ -157,7 +157,7 @@ proptest! {
     #[test]
     fn stt_handle_message_never_panics(messages in prop::collection::vec(arb_message(), 0..24)) {
         let t0 = Instant::now();
-        let mut s = SttLiveSession::new(&SttLiveConfig::new(SttLanguage::En), t0).unwrap();
+        let mut s = SttLiveSession::new(SttLiveConfig::new(SttLanguage::En), t0).unwrap();
         for (i, m) in messages.into_iter().enumerate() {
             let _ = s.handle_message(m, t0 + Duration::from_millis(i as u64));
         }
@@ -211,7 +211,7 @@ proptest! {
                                                   keepalive in prop::option::of(1u64..30)) {
         let t0 = Instant::now();
         let mut now = t0;
-        let mut s = SttLiveSession::new(&SttLiveConfig::new(SttLanguage::En), t0).unwrap();
+        let mut s = SttLiveSession::new(SttLiveConfig::new(SttLanguage::En), t0).unwrap();
         s.set_keepalive(keepalive.map(Duration::from_secs));
         let mut closed = 0;
         for step in steps {

@@ -24,7 +24,7 @@ use rustls_pki_types::ServerName;
 use smallest_core::live::{LiveDriver, LiveItem};
 use smallest_core::stt_live::SttLiveSession;
 use smallest_core::tts_live::TtsLiveSession;
-use smallest_core::ws::LiveSession;
+use smallest_core::ws::{LiveSession, Upgrade};
 use smallest_core::{Error, TimeoutPhase};
 use smallest_net::{ReadError, from_tungstenite, read_error, to_tungstenite, upgrade_error};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -56,9 +56,8 @@ impl Client {
     pub async fn tts_live(&self, config: TtsLiveConfig) -> Result<TtsLive, Error> {
         config.validate()?;
         let permit = self.options.tts_limiter().acquire().await;
-        let key = smallest_net::nonce16();
-        let request = config.handshake(&self.inner.config, key)?;
-        let socket = self.connect_websocket(request, key).await?;
+        let (request, upgrade) = config.handshake(&self.inner.config, smallest_net::nonce16())?;
+        let socket = self.connect_websocket(request, &upgrade).await?;
         let session = TtsLiveSession::new(config, Instant::now())?;
         let driver =
             LiveDriver::new(session, Some(permit), &self.options).redacting(&self.inner.config);
@@ -78,10 +77,9 @@ impl Client {
     /// refused locally). A refused upgrade is the server's error ([`Error::Api`]).
     pub async fn stt_live(&self, config: SttLiveConfig) -> Result<SttLive, Error> {
         config.validate()?;
-        let key = smallest_net::nonce16();
-        let request = config.handshake(&self.inner.config, key)?;
-        let socket = self.connect_websocket(request, key).await?;
-        let session = SttLiveSession::new(&config, Instant::now())?;
+        let (request, upgrade) = config.handshake(&self.inner.config, smallest_net::nonce16())?;
+        let socket = self.connect_websocket(request, &upgrade).await?;
+        let session = SttLiveSession::new(config, Instant::now())?;
         let driver = LiveDriver::new(session, None, &self.options).redacting(&self.inner.config);
         let (conn, reader) = Conn::open(socket, driver);
         Ok(SttLive {
@@ -97,7 +95,7 @@ impl Client {
     async fn connect_websocket(
         &self,
         request: http::Request<()>,
-        key: [u8; 16],
+        expected: &Upgrade,
     ) -> Result<Ws, Error> {
         let (host, port, tls) = smallest_net::ws_target(&request)?;
         let limits = self.options.time_limits();
@@ -143,7 +141,7 @@ impl Client {
         .map_err(|e| {
             self.inner
                 .config
-                .redact(upgrade_error(e, key, limits.connect))
+                .redact(upgrade_error(e, expected, limits.connect))
         })?;
         Ok(ws)
     }

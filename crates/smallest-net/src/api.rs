@@ -312,8 +312,9 @@ macro_rules! live_methods {
             }
 
             /// Sends audio (in the configured encoding and rate) as binary frames of at most
-            /// 4096 bytes.
-            pub $($async)* fn send_audio(&self, audio: &[u8]) -> Result<(), Error> {
+            /// 4096 bytes; returns the stream position (audio bytes sent so far, this chunk
+            /// included). See [`SttLiveSender::send_audio`].
+            pub $($async)* fn send_audio(&self, audio: &[u8]) -> Result<u64, Error> {
                 self.sender.send_audio(audio)$($await)*
             }
 
@@ -346,7 +347,14 @@ macro_rules! live_methods {
         impl SttLiveSender {
             /// Sends audio (in the configured encoding and rate) as binary frames of at most
             /// 4096 bytes (opus packets as given). The caller paces real-time audio.
-            pub $($async)* fn send_audio(&self, audio: &[u8]) -> Result<(), Error> {
+            ///
+            /// Returns the stream position: the audio bytes sent on this connection so far,
+            /// including this chunk (empty audio sends nothing and returns the position
+            /// unchanged). With the sample rate and the bytes per sample it is the audio
+            /// time sent: for `linear16` (2 bytes per sample) `position / (2 * sample_rate)`
+            /// seconds. See
+            /// [`SttLiveSession::send_audio`](smallest_core::stt_live::SttLiveSession::send_audio).
+            pub $($async)* fn send_audio(&self, audio: &[u8]) -> Result<u64, Error> {
                 let audio = Bytes::copy_from_slice(audio);
                 self.conn.act(|s, now| s.send_audio(audio, now))$($await)*
             }

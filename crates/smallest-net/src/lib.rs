@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use rustls_pki_types::CertificateDer;
-use smallest_core::ws::{CloseFrame, WsMessage, check_upgrade};
+use smallest_core::ws::{CloseFrame, Upgrade, WsMessage};
 use smallest_core::{Error, TimeoutPhase};
 use tungstenite::Message;
 use tungstenite::error::{Error as WsError, ProtocolError};
@@ -243,14 +243,15 @@ pub fn is_would_block(e: &io::Error) -> bool {
     )
 }
 
-/// A refused or broken upgrade as the SDK's error: a non-101 answer is parsed by the
-/// core like any HTTP error (401 → `is_auth`, 400 → the server's message …). `Err(io)`
-/// with a timeout is the connect limit (which covers the whole upgrade).
-pub fn upgrade_error(e: WsError, key: [u8; 16], connect: Option<std::time::Duration>) -> Error {
+/// A refused or broken upgrade as the SDK's error: a non-101 answer is judged by the
+/// request's [`Upgrade`] (from the core's handshake), which parses it like any HTTP
+/// error (401 → `is_auth`, 400 → the server's message …). `Err(io)` with a timeout is
+/// the connect limit (which covers the whole upgrade).
+pub fn upgrade_error(e: WsError, upgrade: &Upgrade, connect: Option<std::time::Duration>) -> Error {
     match e {
         WsError::Http(response) => {
             let body = response.body().as_deref().unwrap_or_default();
-            match check_upgrade(response.status(), response.headers(), body, key) {
+            match upgrade.check(response.status(), response.headers(), body) {
                 Err(e) => e,
                 Ok(()) => Error::Decode {
                     what: UPGRADE,
@@ -485,16 +486,19 @@ mod tests {
 
     #[test]
     fn a_refused_upgrade_is_the_servers_error() {
-        let key = [7u8; 16];
+        let config = smallest_core::Config::new(smallest_core::ApiKey::new("sk_test").unwrap());
+        let (_, upgrade) =
+            smallest_core::ws::handshake_request(&config, "/waves/v1/tts/live", [7u8; 16], false)
+                .unwrap();
         let response = http::Response::builder()
             .status(401)
             .body(Some(br#"{"message":"Invalid API key"}"#.to_vec()))
             .unwrap();
-        let e = upgrade_error(WsError::Http(Box::new(response)), key, None);
+        let e = upgrade_error(WsError::Http(Box::new(response)), &upgrade, None);
         assert!(e.is_auth(), "{e:?}");
         let e = upgrade_error(
             WsError::Protocol(ProtocolError::SecWebSocketAcceptKeyMismatch),
-            key,
+            &upgrade,
             None,
         );
         assert!(matches!(e, Error::Decode { .. }), "{e:?}");
