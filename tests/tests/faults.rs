@@ -1,10 +1,11 @@
-//! The fault matrix: every fault the emulator can inject × both transports × the
+//! The fault matrix: every fault the emulator can inject × every transport × the
 //! operations it applies to → the expected typed error or a recovered success, each
 //! case bounded in time. `cargo test -p smallest-tests --test faults -- --nocapture`
 //! prints the matrix as a table.
 
 use std::time::{Duration, Instant};
 
+use smallest_async::BuildOn as _;
 use smallest_core::retry::RetryPolicy;
 use smallest_core::{
     Error, OutputFormat, SttLanguage, TimeoutPhase, TranscribeRequest, TtsRequest,
@@ -101,6 +102,15 @@ fn runs() -> Vec<(&'static str, &'static str, Run)> {
             .build()
             .unwrap()
     };
+    let smol = |e: &RunningEmulator| {
+        smallest_async::Client::builder(config_for(e, KEY))
+            .retry_policy(policy())
+            .response_timeout(Duration::from_millis(700))
+            .idle_timeout(Duration::from_millis(700))
+            .total_timeout(Duration::from_secs(10))
+            .build_on(smallest_async::SmolRuntime)
+            .unwrap()
+    };
     let upload = || TranscribeRequest::from_bytes(Vec::new(), SttLanguage::En);
     vec![
         (
@@ -166,6 +176,42 @@ fn runs() -> Vec<(&'static str, &'static str, Run)> {
                 blocking(e)
                     .transcribe_file(upload_file(), &upload(), None)
                     .map(drop)
+            }),
+        ),
+        (
+            "smol",
+            "tts",
+            Box::new(move |e| smol::block_on(smol(e).synthesize(&tts())).map(drop)),
+        ),
+        (
+            "smol",
+            "stt",
+            Box::new(move |e| {
+                smol::block_on(
+                    smol(e).transcribe(&TranscribeRequest::from_bytes(wav(), SttLanguage::En)),
+                )
+                .map(drop)
+            }),
+        ),
+        (
+            "smol",
+            "stream",
+            Box::new(move |e| {
+                smol::block_on(async {
+                    smol(e)
+                        .synthesize_stream(&tts())
+                        .await?
+                        .collect()
+                        .await
+                        .map(drop)
+                })
+            }),
+        ),
+        (
+            "smol",
+            "upload",
+            Box::new(move |e| {
+                smol::block_on(smol(e).transcribe_file(upload_file(), &upload(), None)).map(drop)
             }),
         ),
     ]
