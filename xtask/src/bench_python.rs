@@ -167,7 +167,13 @@ pub(crate) fn bench_python(options: &PythonBench) -> Result<(), String> {
         "import importlib.metadata as m; print(m.version('smallestai'))",
     ]))?;
 
-    let emulator = EmulatorProcess::start(&release.join("smallest-emulator"))?;
+    let emulator = EmulatorProcess::start(
+        &release.join("smallest-emulator"),
+        // The clients run one request at a time, but a client may start its next
+        // request before the server has released the previous one's slot: room
+        // for several keeps a 429 (and a client's retry) out of the numbers.
+        &["--tts-concurrency", "16"],
+    )?;
     let base_url = emulator.base_url.clone();
     let requests = options.requests.to_string();
     let common = [
@@ -326,18 +332,16 @@ fn mib(kib: u64) -> f64 {
 
 /// The emulator in its own process, killed when dropped (also on an early `?` return),
 /// so no run leaves a server behind.
-struct EmulatorProcess {
+pub(crate) struct EmulatorProcess {
     child: Child,
-    base_url: String,
+    pub(crate) base_url: String,
 }
 
 impl EmulatorProcess {
-    fn start(binary: &Path) -> Result<Self, String> {
+    /// Starts `binary` with `args` and reads the base URL it prints first.
+    pub(crate) fn start(binary: &Path, args: &[&str]) -> Result<Self, String> {
         let mut child = Command::new(binary)
-            // The clients run one request at a time, but a client may start its next
-            // request before the server has released the previous one's slot: room
-            // for several keeps a 429 (and a client's retry) out of the numbers.
-            .args(["--tts-concurrency", "16"])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
@@ -439,14 +443,14 @@ fn capture(command: &mut Command) -> Result<String, String> {
 }
 
 /// The workspace root: the parent of this crate's directory, wherever cargo was run.
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
     xtask.parent().unwrap_or(xtask).to_path_buf()
 }
 
 /// Cargo's target directory as cargo itself resolves it (`CARGO_TARGET_DIR`, config
 /// files, or `target/`), from `cargo metadata`.
-fn target_dir() -> Result<PathBuf, String> {
+pub(crate) fn target_dir() -> Result<PathBuf, String> {
     let metadata = capture(Command::new(cargo()).current_dir(workspace_root()).args([
         "metadata",
         "--format-version",

@@ -1,10 +1,12 @@
 //! Repository automation, in Rust rather than shell: `cargo xtask <task>`.
 //!
 //! - `ci`: exactly what `.ci/run` runs — fmt, clippy `-D warnings`, the README's test
-//!   command (`cargo test --workspace`: unit, integration and doc tests), rustdoc with
-//!   warnings denied, `cargo package` of every publishable crate, and the
-//!   dependency-purity checks.
-//! - `purity`: only the dependency-purity checks.
+//!   command (`cargo test --workspace`: unit, integration and doc tests), every example
+//!   against the emulator, rustdoc with warnings denied, `cargo package` of every
+//!   publishable crate, and the dependency-purity checks.
+//! - `purity`: only the dependency-purity checks (incl. smallest-async on smol: no
+//!   tokio runtime, no mio).
+//! - `examples`: only the examples, each run against the emulator.
 //! - `bench`: the benchmarks (release builds): decode throughput, then the `#[ignore]`d
 //!   measurement tests of the scenarios crate (time to first chunk, peak memory of long
 //!   streams and large uploads, live latencies), which print their numbers, then
@@ -20,6 +22,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod bench_python;
+mod examples;
 use bench_python::{PythonBench, bench_python};
 
 /// The README's test command. `.ci/run` reaches it through `cargo xtask ci`.
@@ -31,7 +34,7 @@ const CORE_FORBIDDEN: &[&str] = &["tokio", "hyper", "ureq", "mio", "socket2", "t
 /// Crates that must never appear in the normal dependency tree of `smallest-blocking`.
 const BLOCKING_FORBIDDEN: &[&str] = &["tokio", "mio"];
 
-const USAGE: &str = "usage: cargo xtask <ci | purity | bench | bench python [--requests N] [--runs N] | fuzz [SECONDS]>";
+const USAGE: &str = "usage: cargo xtask <ci | purity | examples | bench | bench python [--requests N] [--runs N] | fuzz [SECONDS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["ci"] => ci(),
         ["purity"] => purity(),
+        ["examples"] => examples::examples(),
         ["bench"] => bench(),
         ["bench", "python", options @ ..] => match PythonBench::parse(options) {
             Ok(options) => bench_python(&options),
@@ -75,6 +79,7 @@ fn ci() -> Result<(), String> {
         &[],
     )?;
     step("test", TEST_COMMAND, &[])?;
+    examples::examples()?;
     step(
         "rustdoc",
         &["doc", "--workspace", "--no-deps"],
@@ -252,11 +257,66 @@ fn purity() -> Result<(), String> {
     check_tree("smallest-core", CORE_FORBIDDEN)?;
     check_tree("smallest-blocking", BLOCKING_FORBIDDEN)?;
     check_tree("smallest-net", BLOCKING_FORBIDDEN)?;
+    check_smol_build()?;
     println!(
         "purity: ok (smallest-core free of {CORE_FORBIDDEN:?}; smallest-blocking and \
-         smallest-net free of {BLOCKING_FORBIDDEN:?})"
+         smallest-net free of {BLOCKING_FORBIDDEN:?}; smallest-async with `smol` free of mio \
+         and of tokio's runtime (`rt`, `net`))"
     );
     Ok(())
+}
+
+/// `smallest-async` built for smol alone: no `mio`, and tokio (which hyper uses for its
+/// `sync` primitives) without its runtime or its sockets.
+fn check_smol_build() -> Result<(), String> {
+    let args = [
+        "tree",
+        "-p",
+        "smallest-async",
+        "--no-default-features",
+        "--features",
+        "smol,webpki-roots",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "--format",
+        "{p} [{f}]",
+    ];
+    let output = Command::new(cargo())
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let mut found = Vec::new();
+    for line in tree.lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        let features = line
+            .rsplit_once('[')
+            .map(|(_, f)| f.trim_end_matches(']'))
+            .unwrap_or_default();
+        let runtime = features
+            .split(',')
+            .any(|f| matches!(f.trim(), "rt" | "rt-multi-thread" | "net"));
+        if name == "mio" || (name == "tokio" && runtime) {
+            found.push(line.to_owned());
+        }
+    }
+    found.dedup();
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "smallest-async (feature smol) pulls in a tokio runtime or mio: {found:?}"
+        ))
+    }
 }
 
 /// Fails if any crate named in `forbidden` is in `package`'s normal dependency tree.
