@@ -72,14 +72,16 @@ impl PythonBench {
 enum Client {
     Hyper,
     HyperCurrentThread,
+    Smol,
     Blocking,
     Python,
 }
 
 impl Client {
-    const ALL: [Client; 4] = [
+    const ALL: [Client; 5] = [
         Client::Hyper,
         Client::HyperCurrentThread,
+        Client::Smol,
         Client::Blocking,
         Client::Python,
     ];
@@ -88,6 +90,7 @@ impl Client {
         match self {
             Client::Hyper => "`smallest-hyper` (tokio multi-thread runtime)",
             Client::HyperCurrentThread => "`smallest-hyper` (tokio current-thread runtime)",
+            Client::Smol => "`smallest-async` (smol)",
             Client::Blocking => "`smallest-blocking` (ureq)",
             Client::Python => "Python `smallestai` (`SmallestAI().waves.synthesize_tts`)",
         }
@@ -97,6 +100,7 @@ impl Client {
         match self {
             Client::Hyper => "hyper",
             Client::HyperCurrentThread => "hyper-current-thread",
+            Client::Smol => "smol",
             Client::Blocking => "blocking",
             Client::Python => "python",
         }

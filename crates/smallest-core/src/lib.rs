@@ -6,8 +6,31 @@
 //! This crate builds [`http::Request`] values and parses [`http::Response`] values. It
 //! never opens a socket, never spawns a thread, never reads a clock and never draws a
 //! random number, so it runs under any executor and any HTTP client. The transports
-//! that ship with it are `smallest-hyper` (tokio) and `smallest-blocking` (plain
-//! threads); anything else can drive it in a few lines.
+//! that ship with it are `smallest-hyper` (tokio), `smallest-blocking` (plain threads)
+//! and `smallest-async` (any executor: smol, tokio, or yours behind a three-method
+//! `Runtime` trait); anything else can drive it in a few lines.
+//!
+//! `docs/custom-runtime.md` in the repository is the guide to the three ways in (the
+//! smol/tokio client, a `Runtime` for your executor, this crate with any HTTP client);
+//! its facts in short:
+//!
+//! - a raw HTTP/1.1 writer adds what an HTTP library adds itself: the origin-form
+//!   target (`uri.path_and_query()`) on the request line, `Host` (the URI's authority)
+//!   and `Content-Length`; the core sets `Authorization` (marked sensitive),
+//!   `User-Agent`, `X-Source` and `Content-Type`;
+//! - a call is the [`call::Call`] loop (its docs have it in full): take the TTS slot,
+//!   send, sleep a backoff, done or fail, with failures reported as
+//!   [`Error::transport`]`(request_sent, source)` or [`Error::Timeout`];
+//! - a live session is the [`live::LiveDriver`] loop (its docs have it): write what
+//!   `poll_transmit` gives within `write_limit`, hand out `poll_item`, wait for a frame
+//!   (`handle_frame`; an undecodable frame becomes an error item and the session goes
+//!   on), the `poll_timeout` instant (`handle_timeout`), EOF without a close frame
+//!   (`handle_dropped`: `Closed` without a code, not an error) or a failure
+//!   (`handle_failure`); close with the session's `close`, then keep reading until the
+//!   server's close frame or `close_timeout`;
+//! - halves without tokio: the driver behind a `std::sync::Mutex` never held across an
+//!   `.await`, the socket's write half behind any async mutex, the read half owned by
+//!   the receiver, which also runs the timers.
 //!
 //! ## Concepts
 //!

@@ -39,10 +39,12 @@ enum Transport {
     Hyper,
     /// The same client on a current-thread runtime: what a sequential caller picks.
     HyperCurrentThread,
+    /// `smallest-async` on smol (`smol::block_on`, smol's reactor thread).
+    Smol,
     Blocking,
 }
 
-const USAGE: &str = "usage: tts_bench_client --transport hyper|hyper-current-thread|blocking --base-url URL --requests N \
+const USAGE: &str = "usage: tts_bench_client --transport hyper|hyper-current-thread|smol|blocking --base-url URL --requests N \
 [--warmup N] [--text TEXT] [--voice VOICE] [--sample-rate HZ]  (key: SMALLEST_API_KEY)";
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -63,8 +65,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                 transport = Some(match value()?.as_str() {
                     "hyper" => Transport::Hyper,
                     "hyper-current-thread" => Transport::HyperCurrentThread,
+                    "smol" => Transport::Smol,
                     "blocking" => Transport::Blocking,
-                    other => return Err(format!("--transport: hyper or blocking, not {other}")),
+                    other => {
+                        return Err(format!(
+                            "--transport: hyper, hyper-current-thread, smol or blocking, not {other}"
+                        ));
+                    }
                 });
             }
             "--base-url" => options.base_url = value()?,
@@ -139,6 +146,13 @@ fn run(options: &Options) -> Result<String, String> {
                 .build()
                 .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
             measure(options, || runtime.block_on(client.synthesize(&request)))
+        }
+        Transport::Smol => {
+            use smallest_async::BuildOn as _;
+            let client = smallest_async::Client::builder(config)
+                .build_on(smallest_async::SmolRuntime)
+                .map_err(|e| e.to_string())?;
+            measure(options, || smol::block_on(client.synthesize(&request)))
         }
         Transport::Blocking => {
             let client = smallest_blocking::Client::builder(config)
