@@ -34,12 +34,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut finals = Vec::new();
         while let Some(event) = receiver.recv().await {
             match event? {
-                SttLiveEvent::Transcript(t) if t.is_final => {
-                    if !t.text.trim().is_empty() {
-                        println!("final: {}", t.text.trim());
-                        finals.push(t.text.trim().to_owned());
-                    }
+                SttLiveEvent::Transcript(t) if t.is_final && !t.text.trim().is_empty() => {
+                    println!("final: {}", t.text.trim());
+                    finals.push(t.text.trim().to_owned());
                 }
+                SttLiveEvent::Transcript(t) if t.is_final => {}
                 SttLiveEvent::Transcript(t) => println!("interim: {}", t.text.trim()),
                 SttLiveEvent::Closed { code, .. } => println!("closed ({code:?})"),
                 _ => {}

@@ -48,10 +48,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         let mut finals = Vec::new();
         while let Some(event) = receiver.recv().await {
-            if let SttLiveEvent::Transcript(t) = event? {
-                if t.is_final && !t.text.trim().is_empty() {
-                    finals.push(t.text.trim().to_owned());
-                }
+            if let SttLiveEvent::Transcript(t) = event?
+                && t.is_final
+                && !t.text.trim().is_empty()
+            {
+                finals.push(t.text.trim().to_owned());
             }
         }
         sending
