@@ -1,6 +1,7 @@
 //! Connections: TCP from the runtime, a `CONNECT` tunnel through the client's proxy,
 //! TLS (futures-rustls, the roots of every transport), and a pool of idle HTTP/1.1
-//! connections (hyper's connection API; each connection's driver is one spawned task).
+//! connections (hyper's connection API; each connection is driven by the call that
+//! holds it, on the caller's task).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,6 +19,7 @@ use smallest_core::{ClientOptions, Error};
 
 use crate::HttpBody;
 use crate::runtime::{AsyncIo, Runtime};
+use std::future::Future as _;
 
 /// Where a connection goes: scheme, host, port.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -126,14 +128,35 @@ impl std::error::Error for ProxyUnreachable {}
 pub(crate) struct HyperIo {
     io: Box<dyn AsyncIo>,
     scratch: Box<[u8]>,
+    wrote: WriteClock,
 }
 
 impl HyperIo {
-    pub(crate) fn new(io: Box<dyn AsyncIo>) -> Self {
+    fn new(io: Box<dyn AsyncIo>, wrote: WriteClock) -> Self {
         HyperIo {
             io,
             scratch: vec![0; 16 * 1024].into_boxed_slice(),
+            wrote,
         }
+    }
+}
+
+/// When a connection last wrote bytes to its socket: what "a stalled write" is measured
+/// by (bytes taken into hyper's buffer are not progress).
+#[derive(Clone)]
+pub(crate) struct WriteClock(Arc<Mutex<std::time::Instant>>);
+
+impl WriteClock {
+    fn new() -> Self {
+        WriteClock(Arc::new(Mutex::new(std::time::Instant::now())))
+    }
+
+    fn tick(&self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = std::time::Instant::now();
+    }
+
+    pub(crate) fn last(&self) -> std::time::Instant {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -157,7 +180,12 @@ impl hyper::rt::Write for HyperIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = ready!(Pin::new(&mut this.io).poll_write(cx, buf))?;
+        if written > 0 {
+            this.wrote.tick();
+        }
+        Poll::Ready(Ok(written))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -169,56 +197,111 @@ impl hyper::rt::Write for HyperIo {
     }
 }
 
+/// hyper's driver of one HTTP/1.1 connection: the future that moves its bytes.
+type Driver = Pin<Box<hyper::client::conn::http1::Connection<HyperIo, HttpBody>>>;
+
+/// One HTTP/1.1 connection, held by the call that uses it: the handle that sends a
+/// request, and the connection's driver, which that call polls itself while it waits
+/// (for the head, for the body, for an upload to be taken). No task is spawned and no
+/// other thread is woken: the bytes move on the caller's task.
+pub(crate) struct Lease {
+    target: Target,
+    pub(crate) sender: SendRequest<HttpBody>,
+    driver: Driver,
+    wrote: WriteClock,
+    /// The driver finished: the connection is closed.
+    ended: bool,
+}
+
+impl Lease {
+    /// Moves the connection's bytes as far as they go now.
+    pub(crate) fn poll_driver(&mut self, cx: &mut Context<'_>) {
+        if !self.ended && self.driver.as_mut().poll(cx).is_ready() {
+            self.ended = true;
+        }
+    }
+
+    /// `future`, with this connection driven while it waits.
+    pub(crate) async fn drive<F: std::future::Future>(&mut self, future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        std::future::poll_fn(|cx| {
+            self.poll_driver(cx);
+            future.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    /// When the connection last wrote to its socket.
+    pub(crate) fn write_clock(&self) -> WriteClock {
+        self.wrote.clone()
+    }
+
+    /// Waits until the connection can take a request (a connection back from the pool
+    /// finishes its previous exchange as it is driven here); `false` if it closed.
+    pub(crate) async fn ready(&mut self) -> bool {
+        std::future::poll_fn(|cx| {
+            self.poll_driver(cx);
+            self.sender.poll_ready(cx).map(|r| r.is_ok())
+        })
+        .await
+    }
+
+    /// Whether the connection can take another request after this one's answer.
+    fn reusable(&self) -> bool {
+        !self.ended && !self.sender.is_closed()
+    }
+}
+
 /// Idle HTTP/1.1 connections, by target. A connection goes back only once its answer
 /// was read whole; a stream's connection is never reused.
 #[derive(Default)]
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<Target, Vec<SendRequest<HttpBody>>>>,
+    idle: Mutex<HashMap<Target, Vec<Lease>>>,
 }
 
 /// The most idle connections kept per target.
 const MAX_IDLE: usize = 16;
 
 impl Pool {
-    /// An idle connection to `target` that can take a request now.
-    pub(crate) fn checkout(&self, target: &Target) -> Option<SendRequest<HttpBody>> {
+    /// An idle connection to `target`. One the server closed meanwhile is found out on
+    /// its first use: hyper hands the request back unsent, and the caller connects anew.
+    pub(crate) fn checkout(&self, target: &Target) -> Option<Lease> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let list = idle.get_mut(target)?;
-        while let Some(sender) = list.pop() {
-            if sender.is_ready() {
-                return Some(sender);
+        while let Some(lease) = list.pop() {
+            if lease.reusable() {
+                return Some(lease);
             }
         }
         None
     }
 
-    /// Keeps `sender` for the next request to `target`.
-    pub(crate) fn checkin(&self, target: Target, sender: SendRequest<HttpBody>) {
-        if sender.is_closed() {
+    /// Keeps `lease` for the next request to its target.
+    pub(crate) fn checkin(&self, lease: Lease) {
+        if !lease.reusable() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.entry(target).or_default();
-        list.retain(|s| !s.is_closed());
+        let list = idle.entry(lease.target.clone()).or_default();
+        list.retain(Lease::reusable);
         if list.len() < MAX_IDLE {
-            list.push(sender);
+            list.push(lease);
         }
     }
 }
 
-/// A new HTTP/1.1 connection over `io`; its driver runs on the runtime.
-pub(crate) async fn handshake(
-    rt: &dyn Runtime,
-    io: Box<dyn AsyncIo>,
-) -> Result<SendRequest<HttpBody>, Error> {
-    let (sender, connection) = hyper::client::conn::http1::Builder::new()
-        .handshake(HyperIo::new(io))
+/// A new HTTP/1.1 connection over `io`.
+pub(crate) async fn handshake(target: &Target, io: Box<dyn AsyncIo>) -> Result<Lease, Error> {
+    let wrote = WriteClock::new();
+    let (sender, driver) = hyper::client::conn::http1::Builder::new()
+        .handshake(HyperIo::new(io, wrote.clone()))
         .await
         .map_err(|e| Error::transport(false, e))?;
-    rt.spawn(Box::pin(async move {
-        // The connection's end (the server closed it, or every handle was dropped) is
-        // seen by the request that was using it.
-        let _ = connection.await;
-    }));
-    Ok(sender)
+    Ok(Lease {
+        target: target.clone(),
+        sender,
+        driver: Box::pin(driver),
+        wrote,
+        ended: false,
+    })
 }

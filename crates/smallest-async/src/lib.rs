@@ -2,8 +2,8 @@
 //!
 //! The async client of the Smallest AI Waves API for **any executor**: smol
 //! ([`SmolRuntime`], feature `smol`), tokio ([`TokioRuntime`], feature `tokio`), or a
-//! runtime of your own behind the three methods of [`Runtime`] (open a TCP connection,
-//! make a timer, spawn a task). Everything else — HTTP/1.1 (hyper's connection API),
+//! runtime of your own behind the two methods of [`Runtime`] (open a TCP connection,
+//! make a timer; nothing is spawned). Everything else — HTTP/1.1 (hyper's connection API),
 //! TLS (futures-rustls, the roots of every transport), WebSockets (async-tungstenite),
 //! the proxy tunnel — is executor-neutral, over `futures-io`. Every decision (retries,
 //! TTS slots, time and body limits, stream and upload states, the live-session driver)
@@ -60,7 +60,6 @@ use http::{HeaderValue, Request, Response};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use smallest_core::call::{AttemptLimits, Call, Driven, Next, Operation};
 use smallest_core::options::FromOptions;
 
@@ -212,7 +211,7 @@ impl Client {
         &self,
         mut call: Call<O>,
         mut body: impl FnMut(Bytes) -> Result<Outgoing, Error>,
-    ) -> Result<Driven<O, Incoming>, Error> {
+    ) -> Result<Driven<O, (Incoming, conn::Lease)>, Error> {
         let rt = self.runtime();
         let mut unread = None;
         loop {
@@ -223,15 +222,18 @@ impl Client {
                     let (head, bytes) = request.into_parts();
                     let attempt = async {
                         let outgoing = body(bytes)?;
-                        let (response, reuse) = self
+                        let (response, mut lease) = self
                             .head(Request::from_parts(head, outgoing), &limits)
                             .await?;
                         let (parts, incoming) = response.into_parts();
                         match call.handle_head(parts) {
-                            None => Ok((None, Some(incoming))),
+                            None => Ok((None, Some((incoming, lease)))),
                             Some(max) => {
-                                let body = read_body(rt, incoming, max, &limits).await?;
-                                reuse.give_back(&self.inner.pool);
+                                let (body, ended) =
+                                    read_body(rt, &mut lease, incoming, max, &limits).await?;
+                                if ended {
+                                    self.inner.pool.checkin(lease);
+                                }
                                 Ok((Some(body), None))
                             }
                         }
@@ -258,17 +260,19 @@ impl Client {
         target: &Target,
         limits: &AttemptLimits,
         reuse: bool,
-    ) -> Result<(SendRequest<HttpBody>, bool), Error> {
-        if reuse && let Some(sender) = self.inner.pool.checkout(target) {
-            return Ok((sender, true));
+    ) -> Result<(conn::Lease, bool), Error> {
+        while reuse && let Some(mut lease) = self.inner.pool.checkout(target) {
+            if lease.ready().await {
+                return Ok((lease, true));
+            }
         }
         let rt = self.runtime();
         let connecting = async {
             let io = conn::open(rt, &self.options, &self.inner.tls, target).await?;
-            conn::handshake(rt, io).await
+            conn::handshake(target, io).await
         };
-        let sender = with_limit(rt, limits.connect, TimeoutPhase::Connect, connecting).await??;
-        Ok((sender, false))
+        let lease = with_limit(rt, limits.connect, TimeoutPhase::Connect, connecting).await??;
+        Ok((lease, false))
     }
 
     /// Sends a request and waits for its head: the response limit (and the idle limit,
@@ -279,28 +283,29 @@ impl Client {
         &self,
         request: Request<Outgoing>,
         limits: &AttemptLimits,
-    ) -> Result<(Response<Incoming>, Reuse), Error> {
+    ) -> Result<(Response<Incoming>, conn::Lease), Error> {
         let rt = self.runtime();
         let target = Target::of(request.uri())?;
         let (mut parts, outgoing) = request.into_parts();
         origin_form(&mut parts, &target)?;
         let mut request = Request::from_parts(parts, outgoing.body);
         let mut fresh_tried = false;
-        let (sender, response) = loop {
-            let (mut sender, reused) = self.connection(&target, limits, !fresh_tried).await?;
+        let (lease, response) = loop {
+            let (mut lease, reused) = self.connection(&target, limits, !fresh_tried).await?;
             fresh_tried |= !reused;
-            let pending = Box::pin(sender.try_send_request(request));
+            let wrote = lease.write_clock();
+            let sending = lease.sender.try_send_request(request);
+            // The connection is driven by this wait itself (see `conn::Lease`).
+            let pending = Box::pin(lease.drive(sending));
             let result = match &outgoing.sent {
                 None => self.head_wait(limits, pending).await?,
-                Some(sent) => {
-                    match upload_wait(rt, pending, sent, &outgoing.failure, limits).await? {
-                        UploadWait::Answered(result) => result,
-                        UploadWait::Sent(pending) => self.head_wait(limits, pending).await?,
-                    }
-                }
+                Some(sent) => match upload_wait(rt, pending, sent, &wrote, limits).await? {
+                    UploadWait::Answered(result) => result,
+                    UploadWait::Sent(pending) => self.head_wait(limits, pending).await?,
+                },
             };
             match result {
-                Ok(response) => break (sender, response),
+                Ok(response) => break (lease, response),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if reused => request = unsent,
                     unsent => {
@@ -314,7 +319,7 @@ impl Client {
             // A closed pooled connection took nothing: the loop drops it and tries a
             // new one.
         };
-        Ok((response, Reuse(Some((target, sender)))))
+        Ok((response, lease))
     }
 
     /// The wait for the head of a request sent whole, within the head limit.
@@ -325,17 +330,6 @@ impl Client {
     ) -> Result<F::Output, Error> {
         let (limit, phase) = head_limit(limits);
         with_limit(self.runtime(), limit, phase, pending).await
-    }
-}
-
-/// The connection of an answer, to return to the pool once its body was read whole.
-struct Reuse(Option<(Target, SendRequest<HttpBody>)>);
-
-impl Reuse {
-    fn give_back(self, pool: &Pool) {
-        if let Some((target, sender)) = self.0 {
-            pool.checkin(target, sender);
-        }
     }
 }
 
@@ -353,20 +347,17 @@ async fn upload_wait<F: Future + Unpin>(
     rt: &dyn Runtime,
     mut pending: F,
     sent: &stream::UploadSent,
-    failure: &stream::UploadWatch,
+    wrote: &conn::WriteClock,
     limits: &AttemptLimits,
 ) -> Result<UploadWait<F::Output, F>, Error> {
     let mut stall = limits.idle.map(|limit| (limit, Sleep::after(rt, limit)));
     std::future::poll_fn(|cx| {
-        if let Poll::Ready(result) = Pin::new(&mut pending).poll(cx) {
-            return Poll::Ready(Ok(Some(result)));
-        }
-        if sent.poll_sent(cx).is_ready() {
-            return Poll::Ready(Ok(None));
-        }
+        // A stall is the socket taking nothing: the upload's own reads are no measure
+        // (hyper takes a piece into its buffer whenever the connection is driven). It
+        // is judged before the upload is polled again.
         if let Some((limit, timer)) = &mut stall {
             while Pin::new(&mut *timer).poll(cx).is_ready() {
-                let due = failure.last_progress() + *limit;
+                let due = wrote.last() + *limit;
                 if due <= Instant::now() {
                     return Poll::Ready(Err(Error::Timeout {
                         phase: TimeoutPhase::Idle,
@@ -375,6 +366,12 @@ async fn upload_wait<F: Future + Unpin>(
                 }
                 timer.reset(due);
             }
+        }
+        if let Poll::Ready(result) = Pin::new(&mut pending).poll(cx) {
+            return Poll::Ready(Ok(Some(result)));
+        }
+        if sent.poll_sent(cx).is_ready() {
+            return Poll::Ready(Ok(None));
         }
         Poll::Pending
     })
@@ -439,10 +436,13 @@ impl HttpSend for Client {
         let limits = AttemptLimits::of(&self.options);
         let bodies = self.options.body_limits();
         let max_body = bodies.json.max(bodies.audio).saturating_add(1);
-        let (response, reuse) = self.head(request.map(Outgoing::whole), &limits).await?;
+        let (response, mut lease) = self.head(request.map(Outgoing::whole), &limits).await?;
         let (parts, incoming) = response.into_parts();
-        let body = read_body(self.runtime(), incoming, max_body, &limits).await?;
-        reuse.give_back(&self.inner.pool);
+        let (body, ended) =
+            read_body(self.runtime(), &mut lease, incoming, max_body, &limits).await?;
+        if ended {
+            self.inner.pool.checkin(lease);
+        }
         Ok(Response::from_parts(parts, body))
     }
 }
@@ -494,19 +494,31 @@ impl Outgoing {
     }
 }
 
-/// Reads at most `max` bytes of a body, each wait within the idle limit.
+/// Reads at most `max` bytes of a body, each wait within the idle limit; says whether
+/// the body was read to its end (only then can its connection take another request).
 async fn read_body(
     rt: &dyn Runtime,
+    lease: &mut conn::Lease,
     mut body: Incoming,
     max: u64,
     limits: &AttemptLimits,
-) -> Result<Bytes, Error> {
+) -> Result<(Bytes, bool), Error> {
     let max = usize::try_from(max).unwrap_or(usize::MAX);
     let mut out = BytesMut::new();
+    let mut ended = false;
     while out.len() < max {
-        let frame = with_limit(rt, limits.idle, TimeoutPhase::Idle, body.frame()).await?;
+        let frame = with_limit(
+            rt,
+            limits.idle,
+            TimeoutPhase::Idle,
+            lease.drive(body.frame()),
+        )
+        .await?;
         match frame {
-            None => break,
+            None => {
+                ended = true;
+                break;
+            }
             Some(Err(e)) => return Err(Error::transport(true, e)),
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
@@ -516,7 +528,7 @@ async fn read_body(
             }
         }
     }
-    Ok(out.freeze())
+    Ok((out.freeze(), ended || http_body::Body::is_end_stream(&body)))
 }
 
 /// The wait for a head is a silence too: the shorter of the response and idle limits
@@ -541,5 +553,44 @@ async fn within<T>(
         Some(d) => runtime::race(rt, attempt, d.at)
             .await
             .unwrap_or_else(|| Err(d.error())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn clients_streams_and_halves_move_between_tasks() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Client>();
+        assert_send::<AudioStream>();
+        assert_send::<AudioReader>();
+        assert_send::<TtsLiveSender>();
+        assert_send::<TtsLiveReceiver>();
+        assert_send::<SttLiveSender>();
+        assert_send::<SttLiveReceiver>();
+        // The futures of the calls can be spawned (created, never polled).
+        fn spawnable<F: Future + Send>(_: &F) {}
+        #[derive(Debug)]
+        struct Never;
+        impl Runtime for Never {
+            fn connect(&self, _: &str, _: u16) -> BoxFuture<std::io::Result<Box<dyn AsyncIo>>> {
+                unreachable!()
+            }
+            fn new_timer(&self, _: Instant) -> Pin<Box<dyn AsyncTimer>> {
+                unreachable!()
+            }
+        }
+        let config = Config::new(ApiKey::new("sk_test_0123456789abcdef").unwrap());
+        let client = Client::with_runtime(config, Never).unwrap();
+        let tts = TtsRequest::new("a", "meher");
+        spawnable(&client.synthesize(&tts));
+        spawnable(&client.synthesize_stream(&tts));
+        let template = TranscribeRequest::from_bytes(Vec::new(), SttLanguage::En);
+        spawnable(&client.transcribe_file("a.wav", &template, None));
+        spawnable(&client.tts_live(TtsLiveConfig::new("meher")));
     }
 }

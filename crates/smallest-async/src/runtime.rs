@@ -1,6 +1,7 @@
 //! The executor, reached through one small trait in the shape of quinn's `Runtime`:
-//! open a TCP connection, make a timer, spawn a task. Nothing else of the executor is
-//! used: every decision is the core's, the HTTP, TLS and WebSocket code is
+//! open a TCP connection, make a timer. Nothing else of the executor is used — not even
+//! spawning: every connection is driven by the call that uses it, on the caller's task.
+//! The rest: every decision is the core's, the HTTP, TLS and WebSocket code is
 //! executor-neutral (hyper's connection API, futures-rustls, async-tungstenite, all
 //! over `futures-io`).
 //!
@@ -32,18 +33,15 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncIo for T {}
 ///   set `TCP_NODELAY`: live sessions send small frames). The client bounds it with its
 ///   connect limit.
 /// - [`new_timer`](Self::new_timer): a timer that fires at an instant, and can be reset.
-/// - [`spawn`](Self::spawn): runs a future to completion in the background. The client
-///   spawns one task per HTTP connection (hyper's connection driver); calls, streams and
-///   live sessions run on the caller's task.
+///
+/// Nothing is spawned: a call, a stream or a live session moves its connection's bytes
+/// on the task that polls it.
 pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     /// Opens a TCP connection to `host:port`.
     fn connect(&self, host: &str, port: u16) -> BoxFuture<io::Result<Box<dyn AsyncIo>>>;
 
     /// A timer that fires at `deadline`.
     fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>>;
-
-    /// Runs `future` in the background.
-    fn spawn(&self, future: BoxFuture<()>);
 }
 
 /// A timer of a [`Runtime`].
@@ -141,7 +139,7 @@ pub use self::tokio_runtime::TokioRuntime;
 mod tokio_runtime {
     use super::*;
 
-    /// The [`Runtime`] of a tokio runtime (its handle: spawned tasks and timers belong
+    /// The [`Runtime`] of a tokio runtime (its handle: connections and timers belong
     /// to it whichever thread creates them).
     #[derive(Clone, Debug)]
     pub struct TokioRuntime(tokio::runtime::Handle);
@@ -183,10 +181,6 @@ mod tokio_runtime {
             Box::pin(TokioTimer(Box::pin(tokio::time::sleep_until(
                 deadline.into(),
             ))))
-        }
-
-        fn spawn(&self, future: BoxFuture<()>) {
-            drop(self.0.spawn(future));
         }
     }
 
@@ -248,8 +242,7 @@ pub use self::smol_runtime::SmolRuntime;
 mod smol_runtime {
     use super::*;
 
-    /// The [`Runtime`] of smol: `smol::net` connections, `smol::Timer`s, and tasks on
-    /// smol's global executor.
+    /// The [`Runtime`] of smol: `smol::net` connections and `smol::Timer`s.
     #[derive(Clone, Copy, Debug, Default)]
     pub struct SmolRuntime;
 
@@ -265,10 +258,6 @@ mod smol_runtime {
 
         fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
             Box::pin(SmolTimer(smol::Timer::at(deadline)))
-        }
-
-        fn spawn(&self, future: BoxFuture<()>) {
-            smol::spawn(future).detach();
         }
     }
 

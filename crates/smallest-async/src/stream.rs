@@ -49,9 +49,11 @@ impl Client {
             smallest_net::seed(),
         );
         let (decoder, body, call) = self.drive(call, |b| Ok(Outgoing::whole(b))).await?;
-        let body = body.ok_or_else(|| Error::Config("the stream opened without a body".into()))?;
+        let (body, lease) =
+            body.ok_or_else(|| Error::Config("the stream opened without a body".into()))?;
         Ok(AudioStream {
             body,
+            lease,
             state: call.into_stream(decoder, started),
             timer: None,
             runtime: self.inner.runtime.clone(),
@@ -114,35 +116,17 @@ impl Client {
 }
 
 /// Why reading an upload's source failed (hyper's own error only says the body
-/// failed) and when it last made progress (for the idle limit on a stalled upload).
-#[derive(Clone)]
-pub(crate) struct UploadWatch(Arc<Mutex<(Option<Error>, Instant)>>);
-
-impl Default for UploadWatch {
-    fn default() -> Self {
-        UploadWatch(Arc::new(Mutex::new((None, Instant::now()))))
-    }
-}
+/// failed). A stalled upload is measured at the socket (`conn::WriteClock`).
+#[derive(Clone, Default)]
+pub(crate) struct UploadWatch(Arc<Mutex<Option<Error>>>);
 
 impl UploadWatch {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Error>, Instant)> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn set(&self, e: Error) {
-        self.lock().0 = Some(e);
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
     }
 
     pub(crate) fn take(&self) -> Option<Error> {
-        self.lock().0.take()
-    }
-
-    fn progressed(&self) {
-        self.lock().1 = Instant::now();
-    }
-
-    pub(crate) fn last_progress(&self) -> Instant {
-        self.lock().1
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }
 
@@ -234,7 +218,6 @@ impl Body for UploadBody {
                 if let Err(e) = this.counter.handle_read(n) {
                     return this.fail(e);
                 }
-                this.failure.progressed();
                 if this.counter.is_done() {
                     this.sent.mark();
                 }
@@ -271,6 +254,8 @@ impl Body for UploadBody {
 /// slot.
 pub struct AudioStream {
     body: Incoming,
+    /// The stream's connection, driven while the body is polled (never reused).
+    lease: crate::conn::Lease,
     state: StreamState,
     /// Armed at the instant the machine named, while the body has nothing ready.
     timer: Option<(Instant, Sleep)>,
@@ -387,6 +372,7 @@ impl AudioStream {
                 }
                 StreamEvent::Read(wake) => wake,
             };
+            self.lease.poll_driver(cx);
             match Pin::new(&mut self.body).poll_frame(cx) {
                 Poll::Ready(None) => self.state.handle_end(),
                 Poll::Ready(Some(Err(e))) => self.state.handle_error(Error::transport(true, e)),

@@ -7,7 +7,7 @@
 //! never opens a socket, never spawns a thread, never reads a clock and never draws a
 //! random number, so it runs under any executor and any HTTP client. The transports
 //! that ship with it are `smallest-hyper` (tokio), `smallest-blocking` (plain threads)
-//! and `smallest-async` (any executor: smol, tokio, or yours behind a three-method
+//! and `smallest-async` (any executor: smol, tokio, or yours behind a two-method
 //! `Runtime` trait); anything else can drive it in a few lines.
 //!
 //! `docs/custom-runtime.md` in the repository is the guide to the three ways in (the

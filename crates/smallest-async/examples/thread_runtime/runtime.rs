@@ -1,9 +1,8 @@
 //! A complete `smallest_async::Runtime` for an executor that has no reactor and no
 //! timers of its own — here `futures::executor`: every TCP connection gets a reader
-//! thread and a writer thread that turn blocking `std::net` I/O into futures-io, one
-//! thread keeps the timers, and a spawned task runs on a thread of its own. About 150
-//! lines, and nothing of smallest-async's internals: only the three methods of the
-//! trait.
+//! thread and a writer thread that turn blocking `std::net` I/O into futures-io, and one
+//! thread keeps the timers. About 150 lines, and nothing of smallest-async's internals:
+//! only the two methods of the trait.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -18,7 +17,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 use smallest_async::{AsyncIo, AsyncTimer, BoxFuture, Runtime};
 
-/// Thread-per-connection I/O, one timer thread, a thread per spawned task.
+/// Thread-per-connection I/O and one timer thread.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct ThreadRuntime;
 
@@ -41,10 +40,6 @@ impl Runtime for ThreadRuntime {
 
     fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
         Box::pin(ThreadTimer { deadline })
-    }
-
-    fn spawn(&self, future: BoxFuture<()>) {
-        std::thread::spawn(move || futures::executor::block_on(future));
     }
 }
 
