@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use smallest_async::BuildOn as _;
 use smallest_core::audio::{wav_data, wav_info};
 use smallest_core::retry::RetryPolicy;
 use smallest_core::{
@@ -117,106 +118,145 @@ struct HyperStreaming {
     client: smallest_hyper::Client,
 }
 
-impl Streaming for HyperStreaming {
-    fn name(&self) -> &'static str {
-        "hyper"
-    }
-    fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
-        self.runtime.block_on(self.client.synthesize(request))
-    }
-    fn stream(&self, request: &TtsRequest) -> Result<Outcome, Error> {
-        self.runtime.block_on(async {
-            let mut stream = self.client.synthesize_stream(request).await?;
-            let mut out = outcome();
-            out.request_id = stream.info().request_id.clone();
-            while let Some(item) = stream.next_chunk().await {
-                record(&mut out, item);
-            }
-            out.complete = stream.is_complete();
-            out.time_to_first_chunk = stream.time_to_first_chunk();
-            Ok(out)
-        })
-    }
-    fn collect(&self, request: &TtsRequest) -> Result<Audio, Error> {
-        self.runtime.block_on(async {
-            self.client
-                .synthesize_stream(request)
-                .await?
-                .collect()
-                .await
-        })
-    }
-    fn read_all(&self, request: &TtsRequest) -> Result<Vec<u8>, std::io::Error> {
-        use tokio::io::AsyncReadExt;
-        self.runtime.block_on(async {
-            let stream = self
-                .client
-                .synthesize_stream(request)
-                .await
-                .map_err(std::io::Error::other)?;
-            let mut out = Vec::new();
-            stream.into_async_read().read_to_end(&mut out).await?;
-            Ok(out)
-        })
-    }
-    fn save_wav(&self, request: &TtsRequest, path: &Path) -> Result<u64, Error> {
-        self.runtime.block_on(async {
-            self.client
-                .synthesize_stream(request)
-                .await?
-                .save_wav(path)
-                .await
-        })
-    }
-    fn write_to_sink(&self, request: &TtsRequest) -> Result<u64, Error> {
-        self.runtime.block_on(async {
-            self.client
-                .synthesize_stream(request)
-                .await?
-                .write_to(tokio::io::sink())
-                .await
-        })
-    }
-    fn slot_while_open(&self, request: &TtsRequest) -> Result<(usize, usize), Error> {
-        self.runtime.block_on(async {
-            let stream = self.client.synthesize_stream(request).await?;
-            let open = self.client.tts_limiter().available();
-            drop(stream);
-            Ok((open, self.client.tts_limiter().available()))
-        })
-    }
-    fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
-        self.runtime.block_on(self.client.transcribe(request))
-    }
-    fn transcribe_file(
-        &self,
-        path: &Path,
-        template: &TranscribeRequest,
-        calls: &Calls,
-    ) -> Result<Transcription, Error> {
-        let record = recorder(calls);
-        let hook: smallest_hyper::ProgressHook =
-            Arc::new(move |p: smallest_hyper::Progress| record(p.sent, p.total));
-        self.runtime
-            .block_on(self.client.transcribe_file(path, template, Some(hook)))
-    }
-    fn transcribe_reader(
-        &self,
-        data: Vec<u8>,
-        len: Option<u64>,
-        template: &TranscribeRequest,
-        calls: &Calls,
-    ) -> Result<Transcription, Error> {
-        let record = recorder(calls);
-        let hook: smallest_hyper::ProgressHook =
-            Arc::new(move |p: smallest_hyper::Progress| record(p.sent, p.total));
-        let reader = std::io::Cursor::new(data);
-        self.runtime.block_on(
-            self.client
-                .transcribe_reader(reader, len, template, Some(hook)),
-        )
+impl HyperStreaming {
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
     }
 }
+
+/// `smallest-async` on smol.
+struct SmolStreaming {
+    client: smallest_async::Client,
+}
+
+impl SmolStreaming {
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        smol::block_on(future)
+    }
+}
+
+/// The [`Streaming`] of an async client crate: its futures run by `self.block_on`, its
+/// readers and writers those of its I/O traits.
+macro_rules! async_streaming {
+    ($ty:ident, $name:literal, $krate:ident, $read_ext:path, $sink:expr, $cursor:path) => {
+        impl Streaming for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn synthesize(&self, request: &TtsRequest) -> Result<Audio, Error> {
+                self.block_on(self.client.synthesize(request))
+            }
+            fn stream(&self, request: &TtsRequest) -> Result<Outcome, Error> {
+                self.block_on(async {
+                    let mut stream = self.client.synthesize_stream(request).await?;
+                    let mut out = outcome();
+                    out.request_id = stream.info().request_id.clone();
+                    while let Some(item) = stream.next_chunk().await {
+                        record(&mut out, item);
+                    }
+                    out.complete = stream.is_complete();
+                    out.time_to_first_chunk = stream.time_to_first_chunk();
+                    Ok(out)
+                })
+            }
+            fn collect(&self, request: &TtsRequest) -> Result<Audio, Error> {
+                self.block_on(async {
+                    self.client
+                        .synthesize_stream(request)
+                        .await?
+                        .collect()
+                        .await
+                })
+            }
+            fn read_all(&self, request: &TtsRequest) -> Result<Vec<u8>, std::io::Error> {
+                use $read_ext;
+                self.block_on(async {
+                    let stream = self
+                        .client
+                        .synthesize_stream(request)
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    let mut out = Vec::new();
+                    stream.into_async_read().read_to_end(&mut out).await?;
+                    Ok(out)
+                })
+            }
+            fn save_wav(&self, request: &TtsRequest, path: &Path) -> Result<u64, Error> {
+                self.block_on(async {
+                    self.client
+                        .synthesize_stream(request)
+                        .await?
+                        .save_wav(path)
+                        .await
+                })
+            }
+            fn write_to_sink(&self, request: &TtsRequest) -> Result<u64, Error> {
+                self.block_on(async {
+                    self.client
+                        .synthesize_stream(request)
+                        .await?
+                        .write_to($sink)
+                        .await
+                })
+            }
+            fn slot_while_open(&self, request: &TtsRequest) -> Result<(usize, usize), Error> {
+                self.block_on(async {
+                    let stream = self.client.synthesize_stream(request).await?;
+                    let open = self.client.tts_limiter().available();
+                    drop(stream);
+                    Ok((open, self.client.tts_limiter().available()))
+                })
+            }
+            fn transcribe(&self, request: &TranscribeRequest) -> Result<Transcription, Error> {
+                self.block_on(self.client.transcribe(request))
+            }
+            fn transcribe_file(
+                &self,
+                path: &Path,
+                template: &TranscribeRequest,
+                calls: &Calls,
+            ) -> Result<Transcription, Error> {
+                let record = recorder(calls);
+                let hook: $krate::ProgressHook =
+                    Arc::new(move |p: $krate::Progress| record(p.sent, p.total));
+                self.block_on(self.client.transcribe_file(path, template, Some(hook)))
+            }
+            fn transcribe_reader(
+                &self,
+                data: Vec<u8>,
+                len: Option<u64>,
+                template: &TranscribeRequest,
+                calls: &Calls,
+            ) -> Result<Transcription, Error> {
+                let record = recorder(calls);
+                let hook: $krate::ProgressHook =
+                    Arc::new(move |p: $krate::Progress| record(p.sent, p.total));
+                let reader = $cursor(data);
+                self.block_on(
+                    self.client
+                        .transcribe_reader(reader, len, template, Some(hook)),
+                )
+            }
+        }
+    };
+}
+
+async_streaming!(
+    HyperStreaming,
+    "hyper",
+    smallest_hyper,
+    tokio::io::AsyncReadExt,
+    tokio::io::sink(),
+    std::io::Cursor::new
+);
+async_streaming!(
+    SmolStreaming,
+    "smol",
+    smallest_async,
+    futures_util::AsyncReadExt,
+    futures_util::io::sink(),
+    futures_util::io::Cursor::new
+);
 
 struct BlockingStreaming {
     client: smallest_blocking::Client,
@@ -310,7 +350,7 @@ const LIMITS: Limits = Limits {
     retry: false,
 };
 
-/// Both clients for `emulator`, trusting its CA when it has one.
+/// Every client for `emulator`, trusting its CA when it has one.
 fn clients(emulator: &RunningEmulator, limits: Limits) -> Vec<Box<dyn Streaming>> {
     let ca = emulator.ca_certificate_der();
     // Retry-After: 0 in the retry scenarios keeps them quick; otherwise no retries, so
@@ -330,9 +370,15 @@ fn clients(emulator: &RunningEmulator, limits: Limits) -> Vec<Box<dyn Streaming>
         .response_timeout(limits.total)
         .idle_timeout(limits.idle)
         .total_timeout(limits.total);
+    let mut smol = smallest_async::Client::builder(config_for(emulator, KEY))
+        .retry_policy(policy)
+        .response_timeout(limits.total)
+        .idle_timeout(limits.idle)
+        .total_timeout(limits.total);
     if let Some(der) = ca {
         hyper = hyper.add_root_certificate_der(der.clone());
-        blocking = blocking.add_root_certificate_der(der);
+        blocking = blocking.add_root_certificate_der(der.clone());
+        smol = smol.add_root_certificate_der(der);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -346,6 +392,11 @@ fn clients(emulator: &RunningEmulator, limits: Limits) -> Vec<Box<dyn Streaming>
         }),
         Box::new(BlockingStreaming {
             client: blocking.build().expect("blocking client"),
+        }),
+        Box::new(SmolStreaming {
+            client: smol
+                .build_on(smallest_async::SmolRuntime)
+                .expect("smol client"),
         }),
     ]
 }
