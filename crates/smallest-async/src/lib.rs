@@ -346,7 +346,7 @@ enum UploadWait<T, F> {
 async fn upload_wait<F: Future + Unpin>(
     rt: &dyn Runtime,
     mut pending: F,
-    sent: &stream::UploadSent,
+    sent: &smallest_net::body::UploadSent,
     wrote: &conn::WriteClock,
     limits: &AttemptLimits,
 ) -> Result<UploadWait<F::Output, F>, Error> {
@@ -480,8 +480,8 @@ where
 /// and why reading its source failed.
 struct Outgoing {
     body: HttpBody,
-    sent: Option<stream::UploadSent>,
-    failure: stream::UploadWatch,
+    sent: Option<smallest_net::body::UploadSent>,
+    failure: smallest_net::body::UploadWatch,
 }
 
 impl Outgoing {
@@ -489,7 +489,7 @@ impl Outgoing {
         Outgoing {
             body: full_body(bytes),
             sent: None,
-            failure: stream::UploadWatch::default(),
+            failure: smallest_net::body::UploadWatch::default(),
         }
     }
 }

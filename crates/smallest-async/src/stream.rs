@@ -11,20 +11,20 @@ use std::future::poll_fn;
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker, ready};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_core::Stream;
 use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
 use futures_util::io::{AllowStdIo, AsyncSeekExt as _, AsyncWriteExt as _};
-use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use smallest_core::AudioChunk;
 use smallest_core::audio::WavSizes;
-use smallest_core::call::{Call, StreamEvent, StreamState, UploadCounter, UploadOp};
+use smallest_core::call::{Call, StreamState, UploadOp};
 use smallest_core::call::{file_error, output_error};
-use smallest_core::{AudioChunk, BoxError};
+use smallest_net::body::{StreamBody, UploadBody, UploadSource};
 
 use crate::runtime::{Runtime, Sleep};
 use crate::{Audio, Client, Error, Outgoing, TranscribeRequest, Transcription, TtsRequest};
@@ -52,10 +52,9 @@ impl Client {
         let (body, lease) =
             body.ok_or_else(|| Error::Config("the stream opened without a body".into()))?;
         Ok(AudioStream {
-            body,
+            body: StreamBody::new(body),
             lease,
             state: call.into_stream(decoder, started),
-            timer: None,
             runtime: self.inner.runtime.clone(),
         })
     }
@@ -115,41 +114,16 @@ impl Client {
     }
 }
 
-/// Why reading an upload's source failed (hyper's own error only says the body
-/// failed). A stalled upload is measured at the socket (`conn::WriteClock`).
-#[derive(Clone, Default)]
-pub(crate) struct UploadWatch(Arc<Mutex<Option<Error>>>);
+/// A `futures-io` reader as the source of an upload.
+struct FuturesSource<R>(Pin<Box<R>>);
 
-impl UploadWatch {
-    fn set(&self, e: Error) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
-    }
-
-    pub(crate) fn take(&self) -> Option<Error> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
-    }
-}
-
-/// Word that an upload's body was handed over whole.
-#[derive(Clone, Default)]
-pub(crate) struct UploadSent(Arc<Mutex<(bool, Option<Waker>)>>);
-
-impl UploadSent {
-    fn mark(&self) {
-        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        state.0 = true;
-        if let Some(waker) = state.1.take() {
-            waker.wake();
-        }
-    }
-
-    pub(crate) fn poll_sent(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.0 {
-            return Poll::Ready(());
-        }
-        state.1 = Some(cx.waker().clone());
-        Poll::Pending
+impl<R: AsyncRead + Send + 'static> UploadSource for FuturesSource<R> {
+    fn poll_fill(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.0.as_mut().poll_read(cx, buf)
     }
 }
 
@@ -159,87 +133,11 @@ fn upload<R: AsyncRead + Send + 'static>(
     len: Option<u64>,
     progress: Option<ProgressHook>,
 ) -> Outgoing {
-    let sent = UploadSent::default();
-    let failure = UploadWatch::default();
-    let body = UploadBody {
-        reader: Box::pin(reader),
-        buf: BytesMut::new(),
-        counter: UploadCounter::new(len, progress),
-        failure: failure.clone(),
-        sent: sent.clone(),
-    };
+    let (body, sent, failure) = UploadBody::new(FuturesSource(Box::pin(reader)), len, progress);
     Outgoing {
         body: http_body_util::BodyExt::boxed_unsync(body),
         sent: Some(sent),
         failure,
-    }
-}
-
-/// A streamed upload body: reads one piece only when hyper asks for more (so at most a
-/// few pieces are ever in memory); the counter decides how much and when it is complete.
-struct UploadBody {
-    reader: Pin<Box<dyn AsyncRead + Send>>,
-    buf: BytesMut,
-    counter: UploadCounter,
-    failure: UploadWatch,
-    sent: UploadSent,
-}
-
-impl UploadBody {
-    fn fail(&mut self, e: Error) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let message = e.to_string();
-        self.failure.set(e);
-        Poll::Ready(Some(Err(io::Error::other(message).into())))
-    }
-}
-
-impl Body for UploadBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let want = this.counter.want();
-        if want == 0 {
-            this.sent.mark();
-            return Poll::Ready(None);
-        }
-        this.buf.clear();
-        this.buf.resize(want, 0);
-        match ready!(this.reader.as_mut().poll_read(cx, &mut this.buf[..])) {
-            Err(e) => {
-                let e = this.counter.source_error(e);
-                this.fail(e)
-            }
-            Ok(n) => {
-                if let Err(e) = this.counter.handle_read(n) {
-                    return this.fail(e);
-                }
-                if this.counter.is_done() {
-                    this.sent.mark();
-                }
-                if n == 0 {
-                    return Poll::Ready(None);
-                }
-                this.buf.truncate(n);
-                Poll::Ready(Some(Ok(Frame::data(this.buf.split().freeze()))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.counter.is_done()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let p = self.counter.progress();
-        match p.total {
-            Some(total) => SizeHint::with_exact(total.saturating_sub(p.sent)),
-            None => SizeHint::default(),
-        }
     }
 }
 
@@ -253,12 +151,10 @@ impl Body for UploadBody {
 /// which the stream ends. Dropping the stream closes the connection and frees the TTS
 /// slot.
 pub struct AudioStream {
-    body: Incoming,
+    body: StreamBody<Incoming>,
     /// The stream's connection, driven while the body is polled (never reused).
     lease: crate::conn::Lease,
     state: StreamState,
-    /// Armed at the instant the machine named, while the body has nothing ready.
-    timer: Option<(Instant, Sleep)>,
     runtime: Arc<dyn Runtime>,
 }
 
@@ -359,45 +255,18 @@ impl AudioStream {
     }
 
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<AudioChunk, Error>>> {
-        loop {
-            let wake = match self.state.poll(Instant::now()) {
-                StreamEvent::Chunk(chunk) => return Poll::Ready(Some(Ok(chunk))),
-                StreamEvent::End => {
-                    self.timer = None;
-                    return Poll::Ready(None);
-                }
-                StreamEvent::Fail(e) => {
-                    self.timer = None;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                StreamEvent::Read(wake) => wake,
-            };
-            self.lease.poll_driver(cx);
-            match Pin::new(&mut self.body).poll_frame(cx) {
-                Poll::Ready(None) => self.state.handle_end(),
-                Poll::Ready(Some(Err(e))) => self.state.handle_error(Error::transport(true, e)),
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.state.handle_data(&data);
-                    }
-                }
-                Poll::Pending => {
-                    let Some(at) = wake else {
-                        return Poll::Pending;
-                    };
-                    let timer = match &mut self.timer {
-                        Some((armed, sleep)) if *armed == at => sleep,
-                        slot => {
-                            let sleep = Sleep::until(self.runtime.as_ref(), at);
-                            &mut slot.insert((at, sleep)).1
-                        }
-                    };
-                    if std::future::Future::poll(Pin::new(timer), cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                }
-            }
-        }
+        let AudioStream {
+            body,
+            lease,
+            state,
+            runtime,
+        } = self;
+        body.poll_chunk(
+            state,
+            cx,
+            |cx| lease.poll_driver(cx),
+            |at| Box::pin(Sleep::until(runtime.as_ref(), at)),
+        )
     }
 }
 

@@ -201,7 +201,7 @@ impl Client {
             .http
             .request(Request::from_parts(head, outgoing.body));
         let mut pending = std::pin::pin!(pending);
-        if let Some(mut sent) = outgoing.sent {
+        if let Some(sent) = &outgoing.sent {
             // An upload: the response limit starts once it was handed over whole, and an
             // early answer (a 413 before the body was read) ends the wait. Meanwhile the
             // idle limit bounds each stall of the body (hyper takes a piece only when
@@ -214,7 +214,7 @@ impl Client {
                 if let Poll::Ready(result) = pending.as_mut().poll(cx) {
                     return Poll::Ready(Ok(Some(result)));
                 }
-                if Pin::new(&mut sent).poll(cx).is_ready() {
+                if sent.poll_sent(cx).is_ready() {
                     return Poll::Ready(Ok(None));
                 }
                 if let Some((limit, timer)) = &mut stall {
@@ -301,8 +301,8 @@ impl FromOptions for Client {
 /// and why reading its source failed.
 struct Outgoing {
     body: HttpBody,
-    sent: Option<tokio::sync::oneshot::Receiver<()>>,
-    failure: stream::UploadWatch,
+    sent: Option<smallest_net::body::UploadSent>,
+    failure: smallest_net::body::UploadWatch,
 }
 
 impl Outgoing {
@@ -310,7 +310,7 @@ impl Outgoing {
         Outgoing {
             body: full_body(bytes),
             sent: None,
-            failure: stream::UploadWatch::default(),
+            failure: smallest_net::body::UploadWatch::default(),
         }
     }
 }
@@ -499,7 +499,10 @@ async fn within<T>(
 
 /// Sorts a hyper-util error into a connect timeout, "never sent" (connect, DNS, TLS)
 /// and "maybe sent"; an upload whose source failed reports that failure.
-fn classify(e: hyper_util::client::legacy::Error, failure: &stream::UploadWatch) -> Error {
+fn classify(
+    e: hyper_util::client::legacy::Error,
+    failure: &smallest_net::body::UploadWatch,
+) -> Error {
     if let Some(read) = failure.take() {
         return read;
     }

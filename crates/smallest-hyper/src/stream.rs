@@ -8,23 +8,21 @@
 //! caller's task.
 
 use std::fmt;
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_core::Stream;
-use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use smallest_core::call::{Call, StreamEvent, StreamState, UploadCounter, UploadOp};
+use smallest_core::AudioChunk;
+use smallest_core::call::{Call, StreamState, UploadOp};
 use smallest_core::call::{file_error, output_error};
-use smallest_core::{AudioChunk, BoxError};
+use smallest_net::body::{StreamBody, UploadBody, UploadSource};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::time::Sleep;
 
 use crate::{Audio, Client, Error, Outgoing, TranscribeRequest, Transcription, TtsRequest};
 use smallest_core::audio::WavSizes;
@@ -67,9 +65,8 @@ impl Client {
         let (decoder, body, call) = self.drive(call, |b| Ok(Outgoing::whole(b))).await?;
         let body = body.ok_or_else(|| Error::Config("the stream opened without a body".into()))?;
         Ok(AudioStream {
-            body,
+            body: StreamBody::new(body),
             state: call.into_stream(decoder, started),
-            timer: None,
         })
     }
 
@@ -137,37 +134,18 @@ impl Client {
     }
 }
 
-/// What the exchange learns from an upload's body: why reading its source failed (for
-/// the error the caller sees; hyper's only says the body failed) and when it last made
-/// progress (for the idle limit on a stalled upload).
-#[derive(Clone)]
-pub(crate) struct UploadWatch(Arc<Mutex<(Option<Error>, Instant)>>);
+/// A tokio reader as the source of an upload.
+struct TokioSource<R>(Pin<Box<R>>);
 
-impl Default for UploadWatch {
-    fn default() -> Self {
-        UploadWatch(Arc::new(Mutex::new((None, Instant::now()))))
-    }
-}
-
-impl UploadWatch {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Error>, Instant)> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn set(&self, e: Error) {
-        self.lock().0 = Some(e);
-    }
-
-    pub(crate) fn take(&self) -> Option<Error> {
-        self.lock().0.take()
-    }
-
-    fn progressed(&self) {
-        self.lock().1 = Instant::now();
-    }
-
-    pub(crate) fn last_progress(&self) -> Instant {
-        self.lock().1
+impl<R: AsyncRead + Send + 'static> UploadSource for TokioSource<R> {
+    fn poll_fill(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut read = ReadBuf::new(buf);
+        ready!(self.0.as_mut().poll_read(cx, &mut read))?;
+        Poll::Ready(Ok(read.filled().len()))
     }
 }
 
@@ -177,91 +155,11 @@ fn upload<R: AsyncRead + Send + 'static>(
     len: Option<u64>,
     progress: Option<ProgressHook>,
 ) -> Outgoing {
-    let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
-    let failure = UploadWatch::default();
-    let body = UploadBody {
-        reader: Box::pin(reader),
-        buf: BytesMut::new(),
-        counter: UploadCounter::new(len, progress),
-        failure: failure.clone(),
-        on_end: Some(sent_tx),
-    };
+    let (body, sent, failure) = UploadBody::new(TokioSource(Box::pin(reader)), len, progress);
     Outgoing {
         body: http_body_util::BodyExt::boxed_unsync(body),
-        sent: Some(sent_rx),
+        sent: Some(sent),
         failure,
-    }
-}
-
-/// A streamed upload body: reads one piece only when hyper asks for more (so at most a
-/// few pieces are ever in memory); the counter decides how much and when it is complete.
-struct UploadBody {
-    reader: Pin<Box<dyn AsyncRead + Send>>,
-    buf: BytesMut,
-    counter: UploadCounter,
-    failure: UploadWatch,
-    /// Told when the whole body was handed over.
-    on_end: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl UploadBody {
-    fn fail(&mut self, e: Error) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let message = e.to_string();
-        self.failure.set(e);
-        Poll::Ready(Some(Err(io::Error::other(message).into())))
-    }
-}
-
-impl Body for UploadBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let want = this.counter.want();
-        if want == 0 {
-            this.on_end.take().map(|tx| tx.send(()));
-            return Poll::Ready(None);
-        }
-        this.buf.clear();
-        this.buf.resize(want, 0);
-        let mut read_buf = ReadBuf::new(&mut this.buf[..]);
-        match ready!(this.reader.as_mut().poll_read(cx, &mut read_buf)) {
-            Err(e) => {
-                let e = this.counter.source_error(e);
-                this.fail(e)
-            }
-            Ok(()) => {
-                let n = read_buf.filled().len();
-                if let Err(e) = this.counter.handle_read(n) {
-                    return this.fail(e);
-                }
-                this.failure.progressed();
-                if this.counter.is_done() {
-                    this.on_end.take().map(|tx| tx.send(()));
-                }
-                if n == 0 {
-                    return Poll::Ready(None);
-                }
-                this.buf.truncate(n);
-                Poll::Ready(Some(Ok(Frame::data(this.buf.split().freeze()))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.counter.is_done()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let p = self.counter.progress();
-        match p.total {
-            Some(total) => SizeHint::with_exact(total.saturating_sub(p.sent)),
-            None => SizeHint::default(),
-        }
     }
 }
 
@@ -281,10 +179,8 @@ impl Body for UploadBody {
 /// [`save_wav`](Self::save_wav), or read it with
 /// [`into_async_read`](Self::into_async_read).
 pub struct AudioStream {
-    body: Incoming,
+    body: StreamBody<Incoming>,
     state: StreamState,
-    /// Armed at the instant the machine named, while the body has nothing ready.
-    timer: Option<(Instant, Pin<Box<Sleep>>)>,
 }
 
 /// The stream's state, from the core: its [`info`](StreamState::info), [`format`](StreamState::format),
@@ -390,44 +286,12 @@ impl AudioStream {
     }
 
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<AudioChunk, Error>>> {
-        loop {
-            let wake = match self.state.poll(Instant::now()) {
-                StreamEvent::Chunk(chunk) => return Poll::Ready(Some(Ok(chunk))),
-                StreamEvent::End => {
-                    self.timer = None;
-                    return Poll::Ready(None);
-                }
-                StreamEvent::Fail(e) => {
-                    self.timer = None;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                StreamEvent::Read(wake) => wake,
-            };
-            match Pin::new(&mut self.body).poll_frame(cx) {
-                Poll::Ready(None) => self.state.handle_end(),
-                Poll::Ready(Some(Err(e))) => self.state.handle_error(Error::transport(true, e)),
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.state.handle_data(&data);
-                    }
-                }
-                Poll::Pending => {
-                    let Some(at) = wake else {
-                        return Poll::Pending;
-                    };
-                    let timer = match &mut self.timer {
-                        Some((armed, sleep)) if *armed == at => sleep,
-                        slot => {
-                            let sleep = Box::pin(tokio::time::sleep_until(at.into()));
-                            &mut slot.insert((at, sleep)).1
-                        }
-                    };
-                    if timer.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                }
-            }
-        }
+        self.body.poll_chunk(
+            &mut self.state,
+            cx,
+            |_| {},
+            |at| Box::pin(tokio::time::sleep_until(at.into())),
+        )
     }
 }
 
@@ -512,7 +376,7 @@ mod tests {
     fn streams_and_uploads_can_move_between_tasks() {
         assert_send::<AudioStream>();
         assert_send::<AudioReader>();
-        assert_send::<UploadBody>();
+        assert_send::<UploadBody<TokioSource<tokio::io::Empty>>>();
         fn shared<T: Send + Sync>() {}
         shared::<Client>();
         // The futures of the calls can be spawned (created, never polled).

@@ -35,6 +35,7 @@ pub use smallest_core as core;
 pub use tungstenite;
 
 mod api;
+pub mod body;
 pub mod live;
 
 /// What is decoded when an upgrade answer is not what RFC 6455 says.
