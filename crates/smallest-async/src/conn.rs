@@ -4,7 +4,6 @@
 //! holds it, on the caller's task).
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,7 +13,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::{AsyncReadExt as _, AsyncWriteExt as _};
 use hyper::client::conn::http1::SendRequest;
 use rustls_pki_types::ServerName;
-use smallest_core::proxy::{Proxy, Tunnel, TunnelState};
+use smallest_core::proxy::{Tunnel, TunnelState};
 use smallest_core::{ClientOptions, Error};
 
 use crate::HttpBody;
@@ -63,11 +62,12 @@ pub(crate) async fn open(
             .await
             .map_err(|e| Error::transport(false, e))?,
         Some(proxy) => {
+            let tunnel = proxy.tunnel(&target.host, target.port);
             let mut io = rt
                 .connect(proxy.host(), proxy.port())
                 .await
-                .map_err(|e| Error::transport(false, ProxyUnreachable::new(proxy, e)))?;
-            open_tunnel(&mut io, proxy.tunnel(&target.host, target.port)).await?;
+                .map_err(|e| tunnel.unreachable(e))?;
+            open_tunnel(&mut io, tunnel).await?;
             io
         }
     };
@@ -104,24 +104,6 @@ async fn open_tunnel(io: &mut Box<dyn AsyncIo>, mut tunnel: Tunnel) -> Result<()
         }
     }
 }
-
-/// The proxy could not be reached.
-#[derive(Debug)]
-struct ProxyUnreachable(String, io::Error);
-
-impl ProxyUnreachable {
-    fn new(proxy: &Proxy, e: io::Error) -> Self {
-        ProxyUnreachable(format!("{}:{}", proxy.host(), proxy.port()), e)
-    }
-}
-
-impl fmt::Display for ProxyUnreachable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot connect to the proxy {}: {}", self.0, self.1)
-    }
-}
-
-impl std::error::Error for ProxyUnreachable {}
 
 /// A runtime stream with hyper's I/O traits. Reads go through a small buffer of its
 /// own (hyper's read cursor cannot be handed to futures-io without `unsafe`).

@@ -119,9 +119,13 @@ impl Client {
         let mut tcp = match self.options.proxy_for(request.uri()) {
             None => connect_tcp(&host, port, limits.connect)?,
             Some(proxy) => {
-                let mut tcp = connect_tcp(proxy.host(), proxy.port(), limits.connect)?;
+                let tunnel = proxy.tunnel(&host, port);
+                let mut tcp = match connect_tcp(proxy.host(), proxy.port(), limits.connect) {
+                    Err(Error::Transport { source, .. }) => Err(tunnel.unreachable(source)),
+                    other => other,
+                }?;
                 set_timeouts(&tcp, left(), left())?;
-                smallest_net::open_tunnel(&mut tcp, proxy.tunnel(&host, port), connect_error)?;
+                smallest_net::open_tunnel(&mut tcp, tunnel, connect_error)?;
                 tcp
             }
         };

@@ -256,12 +256,7 @@ impl AudioStream {
         for chunk in &mut self {
             data.extend_from_slice(chunk?.data());
         }
-        Ok(Audio::new(
-            data.freeze(),
-            self.format(),
-            self.sample_rate(),
-            self.info().clone(),
-        ))
+        Ok(self.state.audio(data.freeze()))
     }
 
     /// Copies the audio into `out` as it arrives (wrap a file in a [`BufWriter`]),

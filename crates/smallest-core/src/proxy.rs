@@ -425,6 +425,12 @@ impl Tunnel {
         Ok(TunnelState::Open)
     }
 
+    /// The proxy could not be reached (`cause`: the TCP connection's failure): never
+    /// sent, and worth a retry.
+    pub fn unreachable(&self, cause: impl fmt::Display) -> Error {
+        self.fail(None, format!("could not be reached: {cause}"))
+    }
+
     /// The proxy closed the connection before its answer was complete.
     pub fn handle_eof(&self) -> Error {
         self.fail(
@@ -684,5 +690,12 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("longer than"), "{e}");
         assert!(t.handle_eof().to_string().contains("closed the connection"));
+        let e = t.unreachable("connection refused");
+        assert!(crate::retry::is_retryable(&e));
+        assert!(
+            e.to_string()
+                .contains("could not be reached: connection refused"),
+            "{e}"
+        );
     }
 }

@@ -353,29 +353,13 @@ impl tower_service::Service<Uri> for Tunneling {
         Box::pin(async move {
             let mut tcp = tokio::net::TcpStream::connect((proxy_host.as_str(), proxy_port))
                 .await
-                .map_err(|e| ProxyUnreachable(proxy_host, proxy_port, e))?;
+                .map_err(|e| tunnel.unreachable(e))?;
             let _ = tcp.set_nodelay(true);
             open_tunnel(&mut tcp, tunnel).await?;
             Ok(TokioIo::new(tcp))
         })
     }
 }
-
-/// The proxy could not be reached (the source of a "never sent" error).
-#[derive(Debug)]
-struct ProxyUnreachable(String, u16, std::io::Error);
-
-impl fmt::Display for ProxyUnreachable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "cannot connect to the proxy {}:{}: {}",
-            self.0, self.1, self.2
-        )
-    }
-}
-
-impl std::error::Error for ProxyUnreachable {}
 
 /// Writes the `CONNECT` and reads the proxy's answer (the caller's connect limit
 /// bounds the whole).

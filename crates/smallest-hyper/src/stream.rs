@@ -208,13 +208,7 @@ impl AudioStream {
         while let Some(chunk) = self.next_chunk().await {
             data.extend_from_slice(chunk?.data());
         }
-        let info = self.info().clone();
-        Ok(Audio::new(
-            data.freeze(),
-            self.format(),
-            self.sample_rate(),
-            info,
-        ))
+        Ok(self.state.audio(data.freeze()))
     }
 
     /// Copies the audio into `out` as it arrives, flushes it, and returns the number of

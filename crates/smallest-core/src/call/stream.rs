@@ -265,6 +265,12 @@ impl StreamState {
         self.decoder.sample_rate()
     }
 
+    /// `data`, the audio of this stream read whole, as an [`Audio`](crate::Audio) with
+    /// the stream's format, rate and response ids (what a transport's `collect` returns).
+    pub fn audio(&self, data: Bytes) -> crate::Audio {
+        crate::Audio::new(data, self.format(), self.sample_rate(), self.info().clone())
+    }
+
     /// From the start of the call (slot wait included) to the first chunk handed over.
     pub fn time_to_first_chunk(&self) -> Option<Duration> {
         self.first_chunk
