@@ -20,30 +20,7 @@ use crate::HttpBody;
 use crate::runtime::{AsyncIo, Runtime};
 use std::future::Future as _;
 
-/// Where a connection goes: scheme, host, port.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Target {
-    pub(crate) tls: bool,
-    pub(crate) host: String,
-    pub(crate) port: u16,
-}
-
-impl Target {
-    /// The target of an `http(s)`/`ws(s)` URI.
-    pub(crate) fn of(uri: &http::Uri) -> Result<Target, Error> {
-        let tls = matches!(uri.scheme_str(), Some("https" | "wss"));
-        let host = uri
-            .host()
-            .ok_or_else(|| Error::Config(format!("the URI {uri} has no host").into()))?;
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host)
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        Ok(Target { tls, host, port })
-    }
-}
+pub(crate) use smallest_core::proxy::Target;
 
 /// TCP to `target` (or to the proxy, then a tunnel to `target`), then TLS when the
 /// target is encrypted. The caller bounds the whole with the connect limit.

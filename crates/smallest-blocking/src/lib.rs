@@ -488,8 +488,9 @@ impl<In: Transport> Connector<In> for Tunneling {
         let Some(proxy) = Proxy::for_uri(self.proxy.as_deref(), details.uri) else {
             return Ok(Some(transport));
         };
-        let host = details.uri.host().unwrap_or_default();
-        let port = details.uri.port_u16().unwrap_or(443);
+        let target = smallest_core::proxy::Target::of(details.uri)
+            .map_err(|e| ureq::Error::Other(Box::new(e)))?;
+        let (host, port) = (target.host.as_str(), target.port);
         let mut io = TransportAdapter::new(transport, details.current_time.clone());
         io.set_timeout(details.timeout);
         let connect = self.connect;

@@ -183,14 +183,10 @@ impl Proxy {
     /// The proxy to use for `uri`, if any (see [`applies_to`](Self::applies_to)).
     pub fn for_uri<'a>(proxy: Option<&'a Proxy>, uri: &http::Uri) -> Option<&'a Proxy> {
         let proxy = proxy?;
-        let tls = matches!(uri.scheme_str(), Some("https" | "wss"));
-        let host = uri.host()?;
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        proxy.applies_to(host, port, tls).then_some(proxy)
+        let target = Target::of(uri).ok()?;
+        proxy
+            .applies_to(&target.host, target.port, target.tls)
+            .then_some(proxy)
     }
 
     /// The `CONNECT` exchange that opens a tunnel to `host:port` through this proxy.
@@ -343,6 +339,38 @@ fn without_credentials(url: &str) -> String {
         rest
     } else {
         format!("{scheme}://{rest}")
+    }
+}
+
+/// Where a connection goes: encrypted or not, the host (a name or an address, without
+/// the brackets of IPv6) and the port (443 or 80 when the URI has none).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// `https` or `wss`.
+    pub tls: bool,
+    /// The host.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
+impl Target {
+    /// The target of an `http(s)` or `ws(s)` URI.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a URI without a host.
+    pub fn of(uri: &http::Uri) -> Result<Target, Error> {
+        let tls = matches!(uri.scheme_str(), Some("https" | "wss"));
+        let host = uri
+            .host()
+            .ok_or_else(|| Error::Config(format!("the URI {uri} has no host").into()))?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        Ok(Target { tls, host, port })
     }
 }
 
@@ -636,6 +664,11 @@ mod tests {
         assert!(Proxy::for_uri(Some(&p), &uri).is_some());
         let uri: http::Uri = "http://127.0.0.1:9/x".parse().unwrap();
         assert!(Proxy::for_uri(Some(&p), &uri).is_none());
+        let target = Target::of(&"wss://[::1]/live".parse().unwrap()).unwrap();
+        assert_eq!(
+            (target.tls, target.host.as_str(), target.port),
+            (true, "::1", 443)
+        );
     }
 
     #[test]

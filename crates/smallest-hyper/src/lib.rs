@@ -346,9 +346,10 @@ impl tower_service::Service<Uri> for Tunneling {
             let connecting = self.tcp.call(uri);
             return Box::pin(async move { connecting.await.map_err(Into::into) });
         };
-        let host = uri.host().unwrap_or_default().to_owned();
-        let port = uri.port_u16().unwrap_or(443);
-        let tunnel = proxy.tunnel(&host, port);
+        let tunnel = match smallest_core::proxy::Target::of(&uri) {
+            Ok(target) => proxy.tunnel(&target.host, target.port),
+            Err(e) => return Box::pin(async move { Err(e.into()) }),
+        };
         let (proxy_host, proxy_port) = (proxy.host().to_owned(), proxy.port());
         Box::pin(async move {
             let mut tcp = tokio::net::TcpStream::connect((proxy_host.as_str(), proxy_port))

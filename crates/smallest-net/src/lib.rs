@@ -281,16 +281,8 @@ pub fn upgrade_error(e: WsError, upgrade: &Upgrade, connect: Option<std::time::D
 /// while a dependency would log the key (see [`refuse_if_trace_would_log_the_key`]).
 pub fn ws_target(request: &http::Request<()>) -> Result<(String, u16, bool), Error> {
     refuse_if_trace_would_log_the_key(request.headers(), &[TUNGSTENITE_DUMP])?;
-    let uri = request.uri();
-    let tls = uri.scheme_str() == Some("wss");
-    let host = uri
-        .host()
-        .ok_or_else(|| Error::Config(format!("the WebSocket URI {uri} has no host").into()))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    Ok((host, port, tls))
+    let target = smallest_core::proxy::Target::of(request.uri())?;
+    Ok((target.host, target.port, target.tls))
 }
 
 /// How long the wait for the upgrade's answer may last once the connection is open,
