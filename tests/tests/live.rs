@@ -45,6 +45,7 @@ fn audio_of(s: &LiveSetup<'_>, rx: &mut dyn TtsRx, index: u64) -> Vec<u8> {
                 request_index,
                 data,
                 sample_rate,
+                ..
             })) => {
                 assert_eq!((request_index, sample_rate), (index, RATE), "{s}");
                 pcm.extend_from_slice(&data);

@@ -24,7 +24,7 @@ pub use smallest_core::stt_live::{
 pub use smallest_core::tts_live::{CloseReason, TtsLiveConfig, TtsLiveEvent};
 
 use crate::conn::{self, Target};
-use crate::runtime::{AsyncIo, Runtime, Sleep, far_or, with_limit};
+use crate::runtime::{AsyncIo, Sleep, far_or, with_limit};
 use crate::{Client, runtime};
 
 impl Client {
@@ -42,9 +42,10 @@ impl Client {
         let (request, upgrade) = config.handshake(&self.inner.config, key)?;
         let ws = self.connect_websocket(request, &upgrade).await?;
         let session = TtsLiveSession::new(config, Instant::now())?;
-        let driver =
-            LiveDriver::new(session, Some(permit), &self.options).redacting(&self.inner.config);
-        let (conn, inner) = open(ws, driver, self.inner.runtime.clone());
+        let driver = LiveDriver::new(session, Some(permit), &self.options)
+            .seeded(&self.options, smallest_net::seed())
+            .redacting(&self.inner.config);
+        let (conn, inner) = open(ws, driver, self.clone());
         Ok(TtsLive {
             sender: TtsLiveSender { conn },
             receiver: TtsLiveReceiver { inner },
@@ -60,8 +61,10 @@ impl Client {
         let (request, upgrade) = config.handshake(&self.inner.config, key)?;
         let ws = self.connect_websocket(request, &upgrade).await?;
         let session = SttLiveSession::new(config, Instant::now())?;
-        let driver = LiveDriver::new(session, None, &self.options).redacting(&self.inner.config);
-        let (conn, inner) = open(ws, driver, self.inner.runtime.clone());
+        let driver = LiveDriver::new(session, None, &self.options)
+            .seeded(&self.options, smallest_net::seed())
+            .redacting(&self.inner.config);
+        let (conn, inner) = open(ws, driver, self.clone());
         Ok(SttLive {
             sender: SttLiveSender { conn },
             receiver: SttLiveReceiver { inner },
@@ -102,14 +105,29 @@ impl Client {
 type Ws = WebSocketStream<Box<dyn AsyncIo>>;
 
 /// The engine's view of this crate: async-tungstenite's halves and the runtime's timers.
-struct Async(Arc<dyn Runtime>);
+/// The live engine's transport: the runtime's timer, and the client for new
+/// connections.
+struct Async(Client);
 
 impl smallest_net::live::Transport for Async {
     type Write = async_tungstenite::WebSocketSender<Box<dyn AsyncIo>>;
     type Read = async_tungstenite::WebSocketReceiver<Box<dyn AsyncIo>>;
 
     fn sleep_until(&self, deadline: Instant) -> smallest_net::live::Sleep {
-        Box::pin(Sleep::until(self.0.as_ref(), deadline))
+        Box::pin(Sleep::until(self.0.inner.runtime.as_ref(), deadline))
+    }
+
+    fn connect(
+        &self,
+        request: http::Request<()>,
+        upgrade: smallest_core::ws::Upgrade,
+    ) -> smallest_net::live::Connecting<Self> {
+        let client = self.0.clone();
+        Box::pin(async move { Ok(client.connect_websocket(request, &upgrade).await?.split()) })
+    }
+
+    fn config(&self) -> &smallest_core::Config {
+        &self.0.inner.config
     }
 }
 
@@ -120,10 +138,10 @@ type Receiver<S> = smallest_net::live::Receiver<S, Async>;
 fn open<S: smallest_net::live::Session>(
     ws: Ws,
     driver: LiveDriver<S>,
-    runtime: Arc<dyn Runtime>,
+    client: Client,
 ) -> (Arc<Conn<S>>, Receiver<S>) {
     let (write, read) = ws.split();
-    Conn::open(write, read, driver, Async(runtime))
+    Conn::open(write, read, driver, Async(client))
 }
 
 /// A live TTS connection, from [`Client::tts_live`]: the same halves, events, ending

@@ -57,10 +57,10 @@ impl Client {
         let (request, upgrade) = config.handshake(&self.inner.config, smallest_net::nonce16())?;
         let ws = self.connect_websocket(request, &upgrade)?;
         let session = TtsLiveSession::new(config, Instant::now())?;
-        let shared = Shared::open(
-            ws,
-            LiveDriver::new(session, Some(permit), &self.options).redacting(&self.inner.config),
-        );
+        let driver = LiveDriver::new(session, Some(permit), &self.options)
+            .seeded(&self.options, smallest_net::seed())
+            .redacting(&self.inner.config);
+        let shared = Shared::open(ws, driver, self.clone());
         Ok(TtsLive {
             sender: TtsLiveSender {
                 conn: shared.clone(),
@@ -79,10 +79,10 @@ impl Client {
         let (request, upgrade) = config.handshake(&self.inner.config, smallest_net::nonce16())?;
         let ws = self.connect_websocket(request, &upgrade)?;
         let session = SttLiveSession::new(config, Instant::now())?;
-        let shared = Shared::open(
-            ws,
-            LiveDriver::new(session, None, &self.options).redacting(&self.inner.config),
-        );
+        let driver = LiveDriver::new(session, None, &self.options)
+            .seeded(&self.options, smallest_net::seed())
+            .redacting(&self.inner.config);
+        let shared = Shared::open(ws, driver, self.clone());
         Ok(SttLive {
             sender: SttLiveSender {
                 conn: shared.clone(),
@@ -283,6 +283,8 @@ struct Conn<S: Session> {
     driver: LiveDriver<S>,
     /// The socket's read timeout now (setting it is a system call: only on a change).
     read_timeout: Duration,
+    /// For new connections (a session that reconnects or redials).
+    client: Client,
 }
 
 impl<S: Session> Conn<S> {
@@ -331,6 +333,10 @@ impl<S: Session> Conn<S> {
             Some(LiveItem::Event(event)) => return Some(Some(Ok(event))),
             Some(LiveItem::Error(error)) => return Some(Some(Err(error))),
             Some(LiveItem::End) => return Some(None),
+            Some(LiveItem::Connect) => {
+                self.reconnect();
+                return None;
+            }
             None => {}
         }
         // Keepalive pings the session queued.
@@ -342,6 +348,14 @@ impl<S: Session> Conn<S> {
         let deadline = self.driver.poll_timeout(now);
         if deadline.is_some_and(|due| due <= now) {
             self.driver.handle_timeout(now);
+            return None;
+        }
+        if self.driver.is_disconnected() {
+            // Between connections: wait for the backoff, one slice at a time.
+            let wait = deadline.map_or(READ_SLICE, |due| {
+                due.saturating_duration_since(now).min(READ_SLICE)
+            });
+            std::thread::sleep(wait);
             return None;
         }
         let wait = deadline
@@ -388,6 +402,26 @@ impl<S: Session> Conn<S> {
     }
 }
 
+impl<S: Session> Conn<S> {
+    /// Opens the new connection the session asked for in place of the old one.
+    fn reconnect(&mut self) {
+        let opened = self
+            .driver
+            .handshake(&self.client.inner.config, smallest_net::nonce16())
+            .and_then(|(request, upgrade)| self.client.connect_websocket(request, &upgrade));
+        let now = Instant::now();
+        match opened {
+            Ok(ws) => {
+                self.ws = ws;
+                // Unknown on the new socket: set on the next read.
+                self.read_timeout = Duration::ZERO;
+                self.driver.handle_connected(now);
+            }
+            Err(e) => self.driver.handle_connect_failed(e, now),
+        }
+    }
+}
+
 /// What both halves share.
 struct Shared<S: Session> {
     conn: Mutex<Conn<S>>,
@@ -396,12 +430,13 @@ struct Shared<S: Session> {
 }
 
 impl<S: Session> Shared<S> {
-    fn open(ws: WebSocket<Socket>, driver: LiveDriver<S>) -> Arc<Self> {
+    fn open(ws: WebSocket<Socket>, driver: LiveDriver<S>, client: Client) -> Arc<Self> {
         Arc::new(Shared {
             conn: Mutex::new(Conn {
                 ws,
                 driver,
                 read_timeout: READ_SLICE,
+                client,
             }),
             waiting: AtomicUsize::new(0),
         })

@@ -51,6 +51,9 @@ pub enum LiveItem<E> {
     Event(E),
     /// A failure (or a frame that could not be decoded); more may follow.
     Error(Error),
+    /// Open a new connection with the same handshake, then call
+    /// [`LiveDriver::handle_connected`] (or [`LiveDriver::handle_connect_failed`]).
+    Connect,
     /// The connection is over; nothing follows.
     End,
 }
@@ -75,7 +78,8 @@ pub struct LiveDriver<S: LiveSession> {
 
 impl<S: LiveSession> LiveDriver<S> {
     /// Drives `session`, holding `slot` (a live TTS connection's) until it ends.
-    pub fn new(session: S, slot: Option<TtsPermit>, options: &ClientOptions) -> Self {
+    pub fn new(mut session: S, slot: Option<TtsPermit>, options: &ClientOptions) -> Self {
+        session.set_retry_policy(options.retry_policy(), 0x2545_F491_4F6C_DD1D);
         LiveDriver {
             session,
             slot,
@@ -88,6 +92,12 @@ impl<S: LiveSession> LiveDriver<S> {
             key: None,
             ended: false,
         }
+    }
+
+    /// Seeds the jitter of the reconnect backoff (a transport's random `u64`).
+    pub fn seeded(mut self, options: &ClientOptions, seed: u64) -> Self {
+        self.session.set_retry_policy(options.retry_policy(), seed);
+        self
     }
 
     /// Removes `config`'s key from every event and error the server's frames make (an
@@ -122,6 +132,9 @@ impl<S: LiveSession> LiveDriver<S> {
 
     /// Whether the session has frames to send.
     pub fn has_outgoing(&mut self) -> bool {
+        if self.session.is_disconnected() {
+            return false;
+        }
         if self.session.is_closed() {
             // The session dropped its queue when the connection closed; so does the driver.
             self.pending = None;
@@ -143,6 +156,9 @@ impl<S: LiveSession> LiveDriver<S> {
     /// The next frame to write, in the session's order. A client close starts the
     /// close-handshake limit.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<WsMessage> {
+        if self.session.is_disconnected() {
+            return None;
+        }
         if self.session.is_closed() {
             self.pending = None;
             return None;
@@ -175,6 +191,9 @@ impl<S: LiveSession> LiveDriver<S> {
                 None => event,
             }));
         }
+        if self.session.wants_connection() {
+            return Some(LiveItem::Connect);
+        }
         if self.session.is_closed() {
             self.ended = true;
             tracing::debug!(target: "smallest", holds_slot = self.slot.is_some(), "live session ended");
@@ -186,6 +205,10 @@ impl<S: LiveSession> LiveDriver<S> {
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next, if ever.
     pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        if self.session.is_disconnected() {
+            self.waiting_since = None;
+            return self.session.poll_timeout();
+        }
         if self.session.awaiting_answer() && self.idle.is_some() {
             self.waiting_since.get_or_insert(now);
         } else {
@@ -248,6 +271,10 @@ impl<S: LiveSession> LiveDriver<S> {
         if self.session.is_closed() {
             return;
         }
+        if self.session.is_disconnected() || self.session.handle_connection_lost(None, now) {
+            self.lost_connection();
+            return;
+        }
         tracing::debug!(target: "smallest", "live session: the connection ended");
         if let Err(e) = self.session.handle_message(WsMessage::Close(None), now) {
             self.errors.push_back(e);
@@ -259,6 +286,14 @@ impl<S: LiveSession> LiveDriver<S> {
         if self.session.is_closed() && self.ended {
             return;
         }
+        if !self.session.is_closed()
+            && (self.session.is_disconnected()
+                || self.session.handle_connection_lost(Some(&error), now))
+        {
+            tracing::info!(target: "smallest", error = crate::call::kind(&error), "live connection lost");
+            self.lost_connection();
+            return;
+        }
         tracing::info!(target: "smallest", error = crate::call::kind(&error), "live session failed");
         self.errors.push_back(error);
         self.handle_dropped(now);
@@ -267,6 +302,43 @@ impl<S: LiveSession> LiveDriver<S> {
     /// Whether the connection is over for the transport (drop the socket).
     pub fn is_closed(&self) -> bool {
         self.session.is_closed()
+    }
+
+    /// Whether nothing is to be read or written now (between connections).
+    pub fn is_disconnected(&self) -> bool {
+        self.session.is_disconnected()
+    }
+
+    /// The new connection the driver asked for with [`LiveItem::Connect`] is up.
+    pub fn handle_connected(&mut self, now: Instant) {
+        self.lost_connection();
+        if let Err(e) = self.session.handle_connected(now) {
+            self.errors.push_back(e);
+        }
+    }
+
+    /// Opening the connection asked for with [`LiveItem::Connect`] failed.
+    pub fn handle_connect_failed(&mut self, error: Error, now: Instant) {
+        if let Err(e) = self.session.handle_connect_failed(error, now) {
+            self.errors.push_back(e);
+        }
+    }
+
+    /// The upgrade request of the new connection [`LiveItem::Connect`] asks for
+    /// (`key`: 16 random bytes), and the check of the answer.
+    pub fn handshake(
+        &self,
+        config: &crate::Config,
+        key: [u8; 16],
+    ) -> Result<(http::Request<()>, crate::ws::Upgrade), Error> {
+        self.session.handshake(config, key)
+    }
+
+    /// Forgets what belonged to the connection that is gone.
+    fn lost_connection(&mut self) {
+        self.waiting_since = None;
+        self.close_sent = None;
+        self.pending = None;
     }
 
     /// Whether the driver still holds a TTS slot.

@@ -111,10 +111,12 @@ impl Redact for TtsLiveEvent {
         match self {
             TtsLiveEvent::Error {
                 request_index,
+                context,
                 code,
                 message,
             } => TtsLiveEvent::Error {
                 request_index,
+                context,
                 code: code.redact(key),
                 message: message.redact(key),
             },

@@ -60,6 +60,11 @@ use crate::ws::{
     handshake_request,
 };
 
+pub mod resume;
+
+pub use resume::SttReconnect;
+use resume::{Kept2, Resume};
+
 /// The path of live transcription.
 pub const STT_LIVE_PATH: &str = "/waves/v1/stt/live";
 
@@ -177,6 +182,9 @@ pub struct SttLiveConfig {
     pub keywords: Vec<(String, Option<f32>)>,
     /// Your id for analytics (`^[a-zA-Z0-9_\-.]+$`, ≤128; not echoed).
     pub external_session_id: Option<String>,
+    /// Reconnect when the connection drops mid-session (off by default; see
+    /// [`reconnect`](Self::reconnect)). Local: not sent to the server.
+    pub reconnect: Option<SttReconnect>,
     /// Send `x-expire-content: true` on the upgrade (Enterprise).
     pub expire_content: bool,
 }
@@ -208,6 +216,7 @@ impl SttLiveConfig {
             full_transcript: None,
             keywords: Vec::new(),
             external_session_id: None,
+            reconnect: None,
             expire_content: false,
         }
     }
@@ -346,6 +355,18 @@ impl SttLiveConfig {
         self
     }
 
+    /// Reconnects when the connection drops or closes with a retryable code
+    /// mid-session: bounded attempts with the client's retry backoff, the audio since
+    /// the last final replayed from a bounded buffer, times kept on the session's
+    /// timeline, no final delivered twice, and one [`SttLiveEvent::Reconnected`]
+    /// instead of an error. Needs `linear16`, `linear32`, `alaw` or `mulaw` audio, and
+    /// asks the server for word timestamps (removed from transcripts unless you asked
+    /// for them). See the [`resume`] module.
+    pub fn reconnect(mut self, settings: SttReconnect) -> Self {
+        self.reconnect = Some(settings);
+        self
+    }
+
     /// Asks the server to delete the transcript after 7 days (Enterprise).
     pub fn expire_content(mut self, on: bool) -> Self {
         self.expire_content = on;
@@ -452,6 +473,9 @@ impl SttLiveConfig {
         if let Some(id) = &self.external_session_id {
             validate_correlation_id("external_session_id", id)?;
         }
+        if let Some(reconnect) = &self.reconnect {
+            reconnect.validate(&self.encoding)?;
+        }
         Ok(())
     }
 
@@ -481,7 +505,12 @@ impl SttLiveConfig {
                 q.push(key, if on { "true" } else { "false" });
             }
         };
-        flag(&mut q, "word_timestamps", self.word_timestamps);
+        // A reconnecting session cuts its replay at the last final word's end.
+        let words = match self.word_timestamps {
+            None if self.reconnect.is_some() && !self.effective_word_timestamps() => Some(true),
+            words => words,
+        };
+        flag(&mut q, "word_timestamps", words);
         flag(&mut q, "sentence_timestamps", self.sentence_timestamps);
         flag(&mut q, "diarize", self.diarize);
         flag(&mut q, "vad_events", self.vad_events);
@@ -594,6 +623,17 @@ pub enum SttLiveEvent {
         /// The server's message.
         message: String,
     },
+    /// The connection dropped and a new one took over (with
+    /// [`SttLiveConfig::reconnect`]): the audio since the last final was sent again,
+    /// and the transcripts that follow continue the session's timeline.
+    Reconnected {
+        /// Reconnections so far in this session (1 for the first).
+        reconnects: u32,
+        /// Audio bytes sent again.
+        replayed_bytes: u64,
+        /// Where the new connection's audio starts on the session's timeline, seconds.
+        offset: f64,
+    },
     /// The connection closed. Nothing more will happen on this session.
     Closed {
         /// The close code, if the close frame had one.
@@ -675,6 +715,7 @@ pub struct SttLiveSession {
     finalizes: usize,
     outgoing: VecDeque<WsMessage>,
     events: VecDeque<SttLiveEvent>,
+    resume: Option<Resume>,
 }
 
 impl SttLiveSession {
@@ -684,7 +725,16 @@ impl SttLiveSession {
     /// for `opus`, whose frames are packets and are sent as given.
     pub fn new(config: SttLiveConfig, now: Instant) -> Result<Self, Error> {
         config.validate()?;
+        let resume = config.reconnect.clone().map(|settings| {
+            Resume::new(
+                settings,
+                &config.encoding,
+                config.sample_rate,
+                config.effective_word_timestamps(),
+            )
+        });
         Ok(SttLiveSession {
+            resume,
             state: State::Streaming,
             max_frame_len: match config.encoding {
                 SttEncoding::Opus => None,
@@ -730,11 +780,25 @@ impl SttLiveSession {
     /// rate). A refused call (the stream has ended) counts nothing.
     pub fn send_audio(&mut self, audio: impl Into<Bytes>, now: Instant) -> Result<u64, Error> {
         self.ensure_streaming("send_audio")?;
-        let mut audio: Bytes = audio.into();
+        let audio: Bytes = audio.into();
         if audio.is_empty() {
             return Ok(self.audio_sent);
         }
+        let start = self.audio_sent;
         self.audio_sent = self.audio_sent.saturating_add(audio.len() as u64);
+        self.last_activity = now;
+        if let Some(resume) = &mut self.resume {
+            resume.keep_audio(start, audio.clone());
+            if !resume.is_up() {
+                // Sent with the replay once a new connection is up.
+                return Ok(self.audio_sent);
+            }
+        }
+        self.queue_audio(audio);
+        Ok(self.audio_sent)
+    }
+
+    fn queue_audio(&mut self, mut audio: Bytes) {
         match self.max_frame_len {
             Some(max) => {
                 while audio.len() > max {
@@ -745,8 +809,6 @@ impl SttLiveSession {
             }
             None => self.outgoing.push_back(WsMessage::Binary(audio)),
         }
-        self.last_activity = now;
-        Ok(self.audio_sent)
     }
 
     /// The audio bytes [`send_audio`](Self::send_audio) took in this session so far
@@ -792,6 +854,9 @@ impl SttLiveSession {
     /// terminal transcript after `close_stream`. (Silence is normal otherwise: the
     /// server speaks when it hears speech.)
     pub fn awaiting_answer(&self) -> bool {
+        if self.is_disconnected() {
+            return false;
+        }
         match self.state {
             State::Draining => true,
             State::Streaming => self.finalizes > 0,
@@ -834,6 +899,9 @@ impl SttLiveSession {
                     Some(f) => (Some(f.code), f.reason),
                     None => (None, String::new()),
                 };
+                if self.reconnects_after(code, now) {
+                    return Ok(());
+                }
                 self.state = State::Closed;
                 self.outgoing.clear();
                 self.events.push_back(SttLiveEvent::Closed {
@@ -860,6 +928,16 @@ impl SttLiveSession {
     /// When the next keepalive ping is due; `None` without keepalive or once the
     /// stream has finished.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(at) = self.resume.as_ref().and_then(Resume::poll_timeout) {
+            return Some(at);
+        }
+        if self.is_disconnected() {
+            return None;
+        }
+        self.keepalive_due()
+    }
+
+    fn keepalive_due(&self) -> Option<Instant> {
         match self.state {
             State::Streaming | State::Draining => deadline(self.last_activity, self.keepalive?),
             State::Finished | State::Closing | State::Closed => None,
@@ -868,10 +946,133 @@ impl SttLiveSession {
 
     /// Queues a keepalive ping when one is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.poll_timeout().is_some_and(|due| due <= now) {
+        if let Some(resume) = &mut self.resume {
+            resume.handle_timeout(now);
+        }
+        if !self.is_disconnected() && self.keepalive_due().is_some_and(|due| due <= now) {
             self.outgoing.push_back(WsMessage::Ping(Bytes::new()));
             self.last_activity = now;
         }
+    }
+
+    /// Whether the session is between connections (reconnecting).
+    pub fn is_disconnected(&self) -> bool {
+        self.resume.as_ref().is_some_and(|r| !r.is_up()) && self.state != State::Closed
+    }
+
+    /// Whether the transport must open a new connection now and then call
+    /// [`handle_connected`](Self::handle_connected) (or
+    /// [`handle_connect_failed`](Self::handle_connect_failed)).
+    pub fn wants_connection(&self) -> bool {
+        self.state != State::Closed && self.resume.as_ref().is_some_and(Resume::wants_connection)
+    }
+
+    /// A new connection is up: queues the replay and reports
+    /// [`SttLiveEvent::Reconnected`]. An error (the replay buffer overflowed) ends the
+    /// session.
+    pub fn handle_connected(&mut self, now: Instant) -> Result<(), Error> {
+        let Some(resume) = &mut self.resume else {
+            return Ok(());
+        };
+        match resume.connected() {
+            Ok((frames, replayed_bytes, offset)) => {
+                let reconnects = resume.reconnects;
+                self.outgoing.clear();
+                self.finalizes = 0;
+                for frame in frames {
+                    match frame {
+                        Kept2::Audio(audio) => self.queue_audio(audio),
+                        Kept2::Finalize => {
+                            self.finalizes += 1;
+                            self.control_frame("finalize");
+                        }
+                        Kept2::CloseStream => self.control_frame("close_stream"),
+                    }
+                }
+                if self.state == State::Closing {
+                    self.outgoing
+                        .push_back(WsMessage::Close(Some(CloseFrame::new(CLOSE_NORMAL, ""))));
+                }
+                self.last_activity = now;
+                tracing::info!(target: "smallest", reconnects, replayed_bytes, "live STT session reconnected");
+                self.events.push_back(SttLiveEvent::Reconnected {
+                    reconnects,
+                    replayed_bytes,
+                    offset,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.end(None, "the session could not be resumed".into());
+                Err(e)
+            }
+        }
+    }
+
+    /// Opening the new connection failed: `Ok` when another attempt follows, else
+    /// the error that ends the session.
+    pub fn handle_connect_failed(&mut self, error: Error, now: Instant) -> Result<(), Error> {
+        let Some(resume) = &mut self.resume else {
+            return Err(error);
+        };
+        if resume.connect_failed(now) {
+            tracing::debug!(target: "smallest", error = %error, "live STT reconnect attempt failed");
+            return Ok(());
+        }
+        let error = resume.give_up(&error);
+        self.end(None, "reconnect attempts used up".into());
+        Err(error)
+    }
+
+    /// The connection failed with `error` (or dropped: `None`): `true` when the session
+    /// reconnects (the error is absorbed).
+    pub fn handle_connection_lost(&mut self, error: Option<&Error>, now: Instant) -> bool {
+        let retryable = match error {
+            None => true,
+            Some(e) => matches!(e, Error::Transport { .. } | Error::Timeout { .. }),
+        };
+        retryable && self.reconnects_after(None, now)
+    }
+
+    /// The client's retry policy (the reconnect backoff) and a jitter seed.
+    pub fn set_retry_policy(&mut self, policy: &crate::retry::RetryPolicy, seed: u64) {
+        if let Some(resume) = &mut self.resume {
+            resume.set_policy(policy, seed);
+        }
+    }
+
+    /// Whether a close with `code` (`None`: no close frame) starts a reconnect.
+    fn reconnects_after(&mut self, code: Option<u16>, now: Instant) -> bool {
+        let Some(resume) = &mut self.resume else {
+            return false;
+        };
+        if !matches!(self.state, State::Streaming | State::Draining) {
+            return false;
+        }
+        // Going away, abnormal, internal error, restart, try again later, bad gateway.
+        let retryable = matches!(code, None | Some(1001 | 1006 | 1011 | 1012 | 1013 | 1014));
+        if !retryable {
+            return false;
+        }
+        match resume.lost(now) {
+            Some(wait) => {
+                tracing::info!(target: "smallest", ?code, wait_ms = wait.as_millis() as u64, "live STT connection lost: reconnecting");
+                self.outgoing.clear();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn end(&mut self, code: Option<u16>, reason: String) {
+        self.state = State::Closed;
+        self.outgoing.clear();
+        self.events.push_back(SttLiveEvent::Closed {
+            code,
+            reason,
+            outcome: CloseOutcome::from_code(code),
+            after_last: self.saw_last,
+        });
     }
 
     fn ensure_streaming(&self, verb: &'static str) -> Result<(), Error> {
@@ -889,9 +1090,19 @@ impl SttLiveSession {
     }
 
     fn control(&mut self, kind: &str, now: Instant) {
+        self.last_activity = now;
+        if let Some(resume) = &mut self.resume {
+            resume.keep_control(kind == "finalize", self.audio_sent);
+            if !resume.is_up() {
+                return;
+            }
+        }
+        self.control_frame(kind);
+    }
+
+    fn control_frame(&mut self, kind: &str) {
         self.outgoing
             .push_back(WsMessage::Text(format!(r#"{{"type":"{kind}"}}"#)));
-        self.last_activity = now;
     }
 
     fn handle_text(&mut self, text: String) -> Result<(), Error> {
@@ -901,6 +1112,9 @@ impl SttLiveSession {
             self.events.push_back(SttLiveEvent::Unknown { raw: text });
             return Ok(());
         };
+        if let Some(resume) = &mut self.resume {
+            resume.heard();
+        }
         let kind = obj.get("type").and_then(Value::as_str);
         // The legacy examples carry no `type`: recognise them by their fields.
         let kind = kind.or_else(|| {
@@ -918,7 +1132,13 @@ impl SttLiveSession {
             Some("transcription") => {
                 let raw: RawTranscript =
                     serde_json::from_value(value).map_err(|e| Error::decode(WHAT, e))?;
-                let transcript = raw.into_transcript();
+                let mut transcript = raw.into_transcript();
+                if let Some(resume) = &mut self.resume
+                    && !resume.transcript(&mut transcript)
+                {
+                    tracing::debug!(target: "smallest", "a final heard before the reconnect: not delivered twice");
+                    return Ok(());
+                }
                 if transcript.from_finalize {
                     self.finalizes = self.finalizes.saturating_sub(1);
                 }
@@ -931,12 +1151,15 @@ impl SttLiveSession {
                 self.events.push_back(SttLiveEvent::Transcript(transcript));
             }
             Some(kind @ ("speech_started" | "speech_ended")) => {
-                let timestamp = obj
-                    .get("timestamp")
-                    .and_then(Value::as_f64)
-                    .ok_or_else(|| {
-                        Error::decode(WHAT, format!("a `{kind}` message without `timestamp`"))
-                    })?;
+                let mut timestamp =
+                    obj.get("timestamp")
+                        .and_then(Value::as_f64)
+                        .ok_or_else(|| {
+                            Error::decode(WHAT, format!("a `{kind}` message without `timestamp`"))
+                        })?;
+                if let Some(resume) = &self.resume {
+                    timestamp = resume.shift(timestamp);
+                }
                 self.events.push_back(if kind == "speech_started" {
                     SttLiveEvent::SpeechStarted { timestamp }
                 } else {

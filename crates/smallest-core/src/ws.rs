@@ -414,6 +414,31 @@ pub trait LiveSession {
     fn set_keepalive(&mut self, interval: Option<std::time::Duration>);
     /// `event` with `key` removed from what the server wrote into it.
     fn redact_event(event: Self::Event, key: &crate::ApiKey) -> Self::Event;
+    /// Whether the session is between connections: nothing is read or written until
+    /// it [wants a connection](Self::wants_connection) and gets one.
+    fn is_disconnected(&self) -> bool;
+    /// Whether the transport must open a new connection now (the same handshake), then
+    /// call [`handle_connected`](Self::handle_connected) or
+    /// [`handle_connect_failed`](Self::handle_connect_failed).
+    fn wants_connection(&self) -> bool;
+    /// A new connection is up. An error ends the session.
+    fn handle_connected(&mut self, now: std::time::Instant) -> Result<(), Error>;
+    /// Opening a new connection failed: `Ok` when the session tries again later.
+    fn handle_connect_failed(&mut self, error: Error, now: std::time::Instant)
+    -> Result<(), Error>;
+    /// The connection failed with `error`, or ended without a close frame (`None`):
+    /// `true` when the session reconnects (and the error is absorbed).
+    fn handle_connection_lost(&mut self, error: Option<&Error>, now: std::time::Instant) -> bool;
+    /// The client's retry policy (backoffs between connection attempts) and a seed
+    /// for their jitter.
+    fn set_retry_policy(&mut self, policy: &crate::retry::RetryPolicy, seed: u64);
+    /// The upgrade request of a new connection for this session (the settings it was
+    /// opened with), and the check of the server's answer.
+    fn handshake(
+        &self,
+        config: &crate::Config,
+        key: [u8; 16],
+    ) -> Result<(http::Request<()>, Upgrade), Error>;
 }
 
 macro_rules! live_session {
@@ -450,6 +475,39 @@ macro_rules! live_session {
             }
             fn redact_event(event: Self::Event, key: &crate::ApiKey) -> Self::Event {
                 crate::redact::Redact::redact(event, key)
+            }
+            fn is_disconnected(&self) -> bool {
+                <$session>::is_disconnected(self)
+            }
+            fn wants_connection(&self) -> bool {
+                <$session>::wants_connection(self)
+            }
+            fn handle_connected(&mut self, now: std::time::Instant) -> Result<(), Error> {
+                <$session>::handle_connected(self, now)
+            }
+            fn handle_connect_failed(
+                &mut self,
+                error: Error,
+                now: std::time::Instant,
+            ) -> Result<(), Error> {
+                <$session>::handle_connect_failed(self, error, now)
+            }
+            fn handle_connection_lost(
+                &mut self,
+                error: Option<&Error>,
+                now: std::time::Instant,
+            ) -> bool {
+                <$session>::handle_connection_lost(self, error, now)
+            }
+            fn set_retry_policy(&mut self, policy: &crate::retry::RetryPolicy, seed: u64) {
+                <$session>::set_retry_policy(self, policy, seed)
+            }
+            fn handshake(
+                &self,
+                config: &crate::Config,
+                key: [u8; 16],
+            ) -> Result<(http::Request<()>, Upgrade), Error> {
+                self.config().handshake(config, key)
             }
         }
     };

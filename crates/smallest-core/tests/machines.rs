@@ -1139,6 +1139,10 @@ impl<S: Live> LiveHarness<'_, S> {
                 }
             }
             Some(LiveItem::Error(_)) => {}
+            Some(LiveItem::Connect) => {
+                // These sessions neither reconnect nor redial.
+                prop_assert!(false, "a new connection asked for");
+            }
             Some(LiveItem::End) => {
                 prop_assert_eq!(self.closed_events, 1, "the end without one Closed event");
                 prop_assert!(self.driver.is_closed());

@@ -39,8 +39,16 @@ fn texts(s: &mut TtsLiveSession) -> Vec<String> {
         .collect()
 }
 
+/// The events, audio positions left out (the timeline tests check them).
 fn events(s: &mut TtsLiveSession) -> Vec<TtsLiveEvent> {
-    std::iter::from_fn(|| s.poll_event()).collect()
+    std::iter::from_fn(|| s.poll_event())
+        .map(|mut e| {
+            if let TtsLiveEvent::Audio { position, .. } = &mut e {
+                *position = Duration::ZERO;
+            }
+            e
+        })
+        .collect()
 }
 
 fn text(s: &str) -> WsMessage {
@@ -66,13 +74,16 @@ fn complete(request_id: &str) -> WsMessage {
 fn audio(index: u64, data: &[u8], sample_rate: u32) -> TtsLiveEvent {
     TtsLiveEvent::Audio {
         request_index: index,
+        context: None,
         data: Bytes::copy_from_slice(data),
         sample_rate,
+        position: Duration::ZERO,
     }
 }
 
 fn completed(index: u64, request_id: &str) -> TtsLiveEvent {
     TtsLiveEvent::Complete {
+        context: None,
         request_index: index,
         session_id: Some("ws_1".into()),
         request_id: Some(request_id.into()),
@@ -281,6 +292,7 @@ fn spec_example_frames_become_audio_and_complete() {
         [
             audio(0, b"Hello World", 24000),
             TtsLiveEvent::Complete {
+                context: None,
                 request_index: 0,
                 session_id: Some("ws_550e8400-e29b".into()),
                 request_id: Some("task_6ba7b810-9dad".into()),
@@ -304,10 +316,13 @@ fn word_timestamps_are_events() {
         events(&mut s),
         [TtsLiveEvent::WordTimestamp {
             request_index: 0,
+            context: None,
             id: 2,
             word: "$100".into(),
             start: 1.12,
             end: 1.92,
+            timeline_start: 1.12,
+            timeline_end: 1.92,
         }]
     );
 }
@@ -430,16 +445,19 @@ fn error_frames_of_both_shapes() {
         events(&mut s),
         [
             TtsLiveEvent::Error {
+                context: None,
                 request_index: Some(0),
                 code: None,
                 message: "Invalid Voice ID".into(),
             },
             TtsLiveEvent::Error {
+                context: None,
                 request_index: Some(1),
                 code: Some("CONCURRENCY_LIMIT".into()),
                 message: "Too many concurrent requests".into(),
             },
             TtsLiveEvent::Error {
+                context: None,
                 request_index: Some(2),
                 code: None,
                 message: "Internal error".into(),
@@ -453,6 +471,7 @@ fn error_frames_of_both_shapes() {
     assert!(matches!(
         s.poll_event(),
         Some(TtsLiveEvent::Error {
+            context: None,
             request_index: None,
             ..
         })
@@ -477,6 +496,7 @@ fn an_error_naming_a_request_id_fails_that_request() {
     assert_eq!(
         ev[2],
         TtsLiveEvent::Error {
+            context: None,
             request_index: Some(1),
             code: None,
             message: "synthesis failed".into()
@@ -611,6 +631,7 @@ fn the_servers_idle_error_frame_is_recognised() {
         events(&mut s),
         [
             TtsLiveEvent::Error {
+                context: None,
                 request_index: None,
                 code: None,
                 message: "Connection timed out after 60 seconds of inactivity".into(),
@@ -625,36 +646,42 @@ fn the_servers_idle_error_frame_is_recognised() {
 }
 
 #[test]
-fn keepalive_pings_at_the_interval() {
+fn keepalive_messages_at_the_interval_count_as_activity() {
     let t0 = Instant::now();
     let mut s = session(magnus(), t0);
     s.set_keepalive(Some(secs(20)));
     assert_eq!(s.poll_timeout(), Some(t0 + secs(20)));
     s.handle_timeout(t0 + secs(20));
-    assert_eq!(s.poll_outgoing(), Some(WsMessage::Ping(Bytes::new())));
-    assert_eq!(s.poll_outgoing(), None);
+    // A whitespace text message without a context: the server counts it (API.md §3.5).
+    let sent = texts(&mut s);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let v: serde_json::Value = serde_json::from_str(&sent[0]).unwrap();
+    assert_eq!(v["text"], " ");
+    assert_eq!(v["continue"], true);
+    assert!(
+        v.get("flush").is_none() && v.get("context_id").is_none(),
+        "{v}"
+    );
+    assert_eq!(s.open_requests(), 0, "a keepalive opens no request");
     assert_eq!(s.poll_timeout(), Some(t0 + secs(40)));
-    // A message counts as traffic: the next ping moves.
+    // A message counts as traffic: the next keepalive moves.
     s.speak("Hi.", t0 + secs(30)).unwrap();
     outgoing(&mut s);
     assert_eq!(s.poll_timeout(), Some(t0 + secs(50)));
     s.handle_timeout(t0 + secs(50));
     s.handle_timeout(t0 + secs(70));
-    assert_eq!(
-        outgoing(&mut s),
-        [WsMessage::Ping(Bytes::new()), WsMessage::Ping(Bytes::new())]
-    );
-    // Pings do not move the idle deadline (60 s after the last message, t0 + 90).
+    assert_eq!(texts(&mut s).len(), 2);
+    // Keepalives move the idle deadline: it never passes while they go out.
     assert_eq!(s.poll_timeout(), Some(t0 + secs(90)));
     s.handle_timeout(t0 + secs(90));
-    assert_eq!(outgoing(&mut s), [WsMessage::Ping(Bytes::new())]);
+    assert_eq!(texts(&mut s).len(), 1);
     assert_eq!(s.poll_timeout(), Some(t0 + secs(110)));
-    // The idle deadline passed at 90: a close now is an idle timeout.
+    // A close now is not an idle timeout.
     s.handle_message(close(1000), t0 + secs(95)).unwrap();
     assert!(matches!(
         after_incomplete(&mut s),
         Some(TtsLiveEvent::Closed {
-            why: CloseReason::IdleTimeout,
+            why: CloseReason::Normal,
             ..
         })
     ));
@@ -760,6 +787,7 @@ fn after_the_close_everything_is_refused_or_ignored() {
         events(&mut s),
         [
             TtsLiveEvent::Error {
+                context: None,
                 request_index: Some(0),
                 code: None,
                 message: "the connection closed before this request's `complete`: its audio \

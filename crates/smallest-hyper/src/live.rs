@@ -56,9 +56,10 @@ impl Client {
         let (request, upgrade) = config.handshake(&self.inner.config, smallest_net::nonce16())?;
         let socket = self.connect_websocket(request, &upgrade).await?;
         let session = TtsLiveSession::new(config, Instant::now())?;
-        let driver =
-            LiveDriver::new(session, Some(permit), &self.options).redacting(&self.inner.config);
-        let (conn, inner) = open(socket, driver);
+        let driver = LiveDriver::new(session, Some(permit), &self.options)
+            .seeded(&self.options, smallest_net::seed())
+            .redacting(&self.inner.config);
+        let (conn, inner) = open(socket, driver, self.clone());
         Ok(TtsLive {
             sender: TtsLiveSender { conn },
             receiver: TtsLiveReceiver { inner },
@@ -75,8 +76,10 @@ impl Client {
         let (request, upgrade) = config.handshake(&self.inner.config, smallest_net::nonce16())?;
         let socket = self.connect_websocket(request, &upgrade).await?;
         let session = SttLiveSession::new(config, Instant::now())?;
-        let driver = LiveDriver::new(session, None, &self.options).redacting(&self.inner.config);
-        let (conn, inner) = open(socket, driver);
+        let driver = LiveDriver::new(session, None, &self.options)
+            .seeded(&self.options, smallest_net::seed())
+            .redacting(&self.inner.config);
+        let (conn, inner) = open(socket, driver, self.clone());
         Ok(SttLive {
             sender: SttLiveSender { conn },
             receiver: SttLiveReceiver { inner },
@@ -189,7 +192,8 @@ impl AsyncWrite for Socket {
 type Ws = WebSocketStream<Socket>;
 
 /// The engine's view of this crate: tokio-tungstenite's halves and tokio's timers.
-struct Tokio;
+/// The live engine's transport: tokio's timer, and the client for new connections.
+struct Tokio(Client);
 
 impl smallest_net::live::Transport for Tokio {
     type Write = SplitSink<Ws, Message>;
@@ -197,6 +201,19 @@ impl smallest_net::live::Transport for Tokio {
 
     fn sleep_until(&self, deadline: Instant) -> smallest_net::live::Sleep {
         Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+
+    fn connect(
+        &self,
+        request: http::Request<()>,
+        upgrade: Upgrade,
+    ) -> smallest_net::live::Connecting<Self> {
+        let client = self.0.clone();
+        Box::pin(async move { Ok(client.connect_websocket(request, &upgrade).await?.split()) })
+    }
+
+    fn config(&self) -> &smallest_core::Config {
+        &self.0.inner.config
     }
 }
 
@@ -207,9 +224,10 @@ type Receiver<S> = smallest_net::live::Receiver<S, Tokio>;
 fn open<S: smallest_net::live::Session>(
     ws: Ws,
     driver: LiveDriver<S>,
+    client: Client,
 ) -> (Arc<Conn<S>>, Receiver<S>) {
     let (write, read) = ws.split();
-    Conn::open(write, read, driver, Tokio)
+    Conn::open(write, read, driver, Tokio(client))
 }
 
 /// A live TTS connection, from [`Client::tts_live`].

@@ -222,14 +222,80 @@ macro_rules! live_methods {
                 self.sender.close()$($await)*
             }
 
-            /// Turns keepalive pings on (`Some(interval)`) or off.
+            /// Turns keepalive messages on (`Some(interval)`) or off.
             pub fn set_keepalive(&self, interval: Option<Duration>) {
                 self.sender.set_keepalive(interval);
+            }
+
+            /// A continuation context on this connection (see [`TtsLiveSender::context`]).
+            pub fn context(&self, id: &str) -> Result<TtsContext, Error> {
+                self.sender.context(id)
             }
 
             /// The next event, or `None` after the `Closed` event.
             pub $($async)* fn recv(&mut self) -> Option<Result<TtsLiveEvent, Error>> {
                 self.receiver.recv()$($await)*
+            }
+        }
+
+        /// A continuation context (API.md §3.5.1): fragments pushed to it are joined by
+        /// the server into one continuous generation, so prosody carries across the
+        /// pieces of an LLM's answer. Made by [`TtsLiveSender::context`]; its events
+        /// carry its id; [`TtsLiveEvent::ContextDone`] ends it.
+        #[derive(Clone)]
+        pub struct TtsContext {
+            sender: TtsLiveSender,
+            id: smallest_core::tts_live::ContextId,
+        }
+
+        impl TtsContext {
+            /// The context's id.
+            pub fn id(&self) -> &smallest_core::tts_live::ContextId {
+                &self.id
+            }
+
+            /// Sends a fragment (`"continue": true`); returns the context's request
+            /// index.
+            pub $($async)* fn push(&self, text: &str) -> Result<u64, Error> {
+                let id = self.id.clone();
+                self.sender
+                    .conn
+                    .act(|s, now| s.push_context(id.as_str(), text, now))$($await)*
+            }
+
+            /// Closes the context (`"continue": false`): the rest of its audio follows,
+            /// then [`TtsLiveEvent::ContextDone`].
+            pub $($async)* fn finish(&self) -> Result<u64, Error> {
+                let id = self.id.clone();
+                self.sender
+                    .conn
+                    .act(|s, now| s.finish_context(id.as_str(), now))$($await)*
+            }
+
+            /// Barge-in: sends the cancellation message; no event of this context is
+            /// delivered once this returns, whatever the server still sends. `false`:
+            /// the context was not in flight.
+            pub $($async)* fn cancel(&self) -> Result<bool, Error> {
+                let id = self.id.clone();
+                self.sender
+                    .conn
+                    .act(|s, now| s.cancel_context(id.as_str(), now))$($await)*
+            }
+
+            /// [`cancel`](Self::cancel) for a server that ignores the cancellation
+            /// message: the connection is replaced by a new one (contexts not yet
+            /// heard are sent again on it).
+            pub $($async)* fn cancel_hard(&self) -> Result<bool, Error> {
+                let id = self.id.clone();
+                self.sender
+                    .conn
+                    .act(|s, now| s.cancel_context_hard(id.as_str(), now))$($await)*
+            }
+        }
+
+        impl std::fmt::Debug for TtsContext {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("TtsContext").field("id", &self.id).finish()
             }
         }
 
@@ -263,6 +329,17 @@ macro_rules! live_methods {
             /// ends with `Closed` ([`CloseReason::Normal`]) once the server answers.
             pub $($async)* fn close(&self) -> Result<(), Error> {
                 self.conn.act(|s, now| s.close(now))$($await)*
+            }
+
+            /// A continuation context with this id (1–128 characters), to push
+            /// fragments to. Nothing is sent until the first `push`. Several contexts
+            /// may be in flight; the server speaks them in the order they were opened.
+            pub fn context(&self, id: &str) -> Result<TtsContext, Error> {
+                let id = self.conn.with(|s| s.check_context(id))?;
+                Ok(TtsContext {
+                    sender: self.clone(),
+                    id,
+                })
             }
 
             /// Replaces the settings of the messages sent from now on (another voice or

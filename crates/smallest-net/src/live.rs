@@ -28,7 +28,7 @@ use futures_util::lock::Mutex as AsyncMutex;
 use futures_util::sink::Sink;
 use futures_util::task::AtomicWaker;
 use smallest_core::live::{LiveDriver, LiveItem};
-use smallest_core::ws::LiveSession;
+use smallest_core::ws::{LiveSession, Upgrade};
 use smallest_core::{Error, TimeoutPhase};
 use tungstenite::{Error as WsError, Message};
 
@@ -36,6 +36,14 @@ use crate::{ReadError, from_tungstenite, read_error, to_tungstenite};
 
 /// A timer future, boxed.
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The opening of a new connection, boxed: its two halves.
+pub type Connecting<T> = Pin<
+    Box<
+        dyn Future<Output = Result<(<T as Transport>::Write, <T as Transport>::Read), Error>>
+            + Send,
+    >,
+>;
 
 /// What an async transport gives the engine: the halves of its WebSocket and a timer.
 pub trait Transport: Send + Sync + 'static {
@@ -46,6 +54,13 @@ pub trait Transport: Send + Sync + 'static {
 
     /// A future that completes at `deadline`.
     fn sleep_until(&self, deadline: Instant) -> Sleep;
+
+    /// Opens a new connection with this upgrade request (a session that reconnects
+    /// or redials), within the client's connect limit.
+    fn connect(&self, request: http::Request<()>, upgrade: Upgrade) -> Connecting<Self>;
+
+    /// The client's settings (the key the new handshake carries).
+    fn config(&self) -> &smallest_core::Config;
 }
 
 /// A core live session the engine can drive: its verbs, movable between threads.
@@ -137,6 +152,11 @@ impl<S: Session, T: Transport> Conn<S, T> {
         f: impl FnOnce(&mut S, Instant) -> Result<R, Error>,
     ) -> Result<R, Error> {
         let out = self.with(|s| f(s, Instant::now()))?;
+        if self.drive(|d| d.is_disconnected()) {
+            // The receiver opens the new connection; the frames wait for it.
+            self.wake.notify();
+            return Ok(out);
+        }
         let mut write = self.write.lock().await;
         self.write_queued(&mut write).await?;
         Ok(out)
@@ -148,7 +168,7 @@ impl<S: Session, T: Transport> Conn<S, T> {
         let limit = self.drive(|d| d.write_limit());
         let writing = async {
             let mut wrote = false;
-            loop {
+            while self.drive(|d| d.has_outgoing()) {
                 poll_fn(|cx| Pin::new(&mut *write).poll_ready(cx)).await?;
                 let Some(frame) = self.drive(|d| d.poll_transmit(Instant::now())) else {
                     break;
@@ -235,6 +255,10 @@ impl<S: Session, T: Transport> Reader<S, T> {
                 Some(LiveItem::Event(event)) => return Some(Ok(event)),
                 Some(LiveItem::Error(error)) => return Some(Err(error)),
                 Some(LiveItem::End) => return None,
+                Some(LiveItem::Connect) => {
+                    self.reconnect().await;
+                    continue;
+                }
                 None => {}
             }
             if outgoing {
@@ -245,11 +269,15 @@ impl<S: Session, T: Transport> Reader<S, T> {
                 }
                 continue;
             }
-            let deadline = conn.drive(|d| d.poll_timeout(Instant::now()));
+            let (deadline, disconnected) =
+                conn.drive(|d| (d.poll_timeout(Instant::now()), d.is_disconnected()));
             // The timer is made only when the read has to wait.
             let mut timer: Option<Sleep> = None;
             let woke = poll_fn(|cx| {
-                if let Poll::Ready(message) = Pin::new(&mut self.read).poll_next(cx) {
+                // Between connections the old read half is not read.
+                if !disconnected
+                    && let Poll::Ready(message) = Pin::new(&mut self.read).poll_next(cx)
+                {
                     return Poll::Ready(Woke::Read(message));
                 }
                 if let Some(deadline) = deadline {
@@ -266,6 +294,25 @@ impl<S: Session, T: Transport> Reader<S, T> {
                 Woke::Timeout => conn.drive(|d| d.handle_timeout(Instant::now())),
                 Woke::Notified => {}
             }
+        }
+    }
+
+    /// Opens the new connection the session asked for and puts it in place of the
+    /// old one (dropped with its halves).
+    async fn reconnect(&mut self) {
+        let conn = self.conn.clone();
+        let handshake = conn.drive(|d| d.handshake(conn.transport.config(), crate::nonce16()));
+        let opened = match handshake {
+            Ok((request, upgrade)) => conn.transport.connect(request, upgrade).await,
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok((write, read)) => {
+                *conn.write.lock().await = write;
+                self.read = read;
+                conn.drive(|d| d.handle_connected(Instant::now()));
+            }
+            Err(e) => conn.drive(|d| d.handle_connect_failed(e, Instant::now())),
         }
     }
 
