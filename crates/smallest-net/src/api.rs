@@ -335,7 +335,7 @@ macro_rules! live_methods {
             /// fragments to. Nothing is sent until the first `push`. Several contexts
             /// may be in flight; the server speaks them in the order they were opened.
             pub fn context(&self, id: &str) -> Result<TtsContext, Error> {
-                let id = self.conn.with(|s| s.check_context(id))?;
+                let id = smallest_core::tts_live::ContextId::new(id)?;
                 Ok(TtsContext {
                     sender: self.clone(),
                     id,
