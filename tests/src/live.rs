@@ -35,6 +35,14 @@ pub trait TtsTx: Send + Sync {
     fn close(&self) -> Result<(), Error>;
     /// `set_keepalive`.
     fn set_keepalive(&self, interval: Option<Duration>);
+    /// `context(id).push(text)`.
+    fn push(&self, context: &str, text: &str) -> Result<u64, Error>;
+    /// `context(id).finish()`.
+    fn finish_context(&self, context: &str) -> Result<u64, Error>;
+    /// `context(id).cancel()`.
+    fn cancel(&self, context: &str) -> Result<bool, Error>;
+    /// `context(id).cancel_hard()`.
+    fn cancel_hard(&self, context: &str) -> Result<bool, Error>;
 }
 
 /// The reading half of a live TTS connection.
@@ -130,6 +138,22 @@ macro_rules! async_live {
             }
             fn set_keepalive(&self, interval: Option<Duration>) {
                 self.1.set_keepalive(interval);
+            }
+            fn push(&self, context: &str, text: &str) -> Result<u64, Error> {
+                let ctx = self.1.context(context)?;
+                self.0.block_on(ctx.push(text))
+            }
+            fn finish_context(&self, context: &str) -> Result<u64, Error> {
+                let ctx = self.1.context(context)?;
+                self.0.block_on(ctx.finish())
+            }
+            fn cancel(&self, context: &str) -> Result<bool, Error> {
+                let ctx = self.1.context(context)?;
+                self.0.block_on(ctx.cancel())
+            }
+            fn cancel_hard(&self, context: &str) -> Result<bool, Error> {
+                let ctx = self.1.context(context)?;
+                self.0.block_on(ctx.cancel_hard())
             }
         }
 
@@ -249,6 +273,18 @@ impl TtsTx for smallest_blocking::TtsLiveSender {
     }
     fn set_keepalive(&self, interval: Option<Duration>) {
         smallest_blocking::TtsLiveSender::set_keepalive(self, interval);
+    }
+    fn push(&self, context: &str, text: &str) -> Result<u64, Error> {
+        self.context(context)?.push(text)
+    }
+    fn finish_context(&self, context: &str) -> Result<u64, Error> {
+        self.context(context)?.finish()
+    }
+    fn cancel(&self, context: &str) -> Result<bool, Error> {
+        self.context(context)?.cancel()
+    }
+    fn cancel_hard(&self, context: &str) -> Result<bool, Error> {
+        self.context(context)?.cancel_hard()
     }
 }
 

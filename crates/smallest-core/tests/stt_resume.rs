@@ -60,10 +60,17 @@ fn stream(from: usize, len: usize) -> Vec<u8> {
 
 /// Drives the session through a drop and a new connection; returns what it replays.
 fn drop_and_reconnect(s: &mut SttLiveSession, now: Instant) -> Vec<WsMessage> {
-    assert!(s.handle_connection_lost(None, now), "a drop starts a reconnect");
+    assert!(
+        s.handle_connection_lost(None, now),
+        "a drop starts a reconnect"
+    );
     assert!(s.is_disconnected() && !s.wants_connection());
     let at = s.poll_timeout().expect("the backoff is a deadline");
-    assert!(at > now && at <= now + Duration::from_secs(1), "{:?}", at - now);
+    assert!(
+        at > now && at <= now + Duration::from_secs(1),
+        "{:?}",
+        at - now
+    );
     s.handle_timeout(at);
     assert!(s.wants_connection());
     s.handle_connected(at).unwrap();
@@ -73,15 +80,32 @@ fn drop_and_reconnect(s: &mut SttLiveSession, now: Instant) -> Vec<WsMessage> {
 #[test]
 fn the_query_asks_for_words_and_reconnect_needs_a_fixed_rate_encoding() {
     let config = SttLiveConfig::new(SttLanguage::En).reconnect(SttReconnect::default());
-    assert!(config.query().contains("word_timestamps=true"), "{}", config.query());
+    assert!(
+        config.query().contains("word_timestamps=true"),
+        "{}",
+        config.query()
+    );
     let opus = SttLiveConfig::new(SttLanguage::En)
         .encoding(SttEncoding::Opus)
         .reconnect(SttReconnect::default());
     let err = opus.validate().unwrap_err().to_string();
-    assert!(err.contains("encoding") && err.contains("linear16"), "{err}");
-    let zero = SttLiveConfig::new(SttLanguage::En).reconnect(SttReconnect::default().max_attempts(0));
-    assert!(zero.validate().unwrap_err().to_string().contains("max_attempts"));
-    assert!(!SttLiveConfig::new(SttLanguage::En).query().contains("word_timestamps"));
+    assert!(
+        err.contains("encoding") && err.contains("linear16"),
+        "{err}"
+    );
+    let zero =
+        SttLiveConfig::new(SttLanguage::En).reconnect(SttReconnect::default().max_attempts(0));
+    assert!(
+        zero.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_attempts")
+    );
+    assert!(
+        !SttLiveConfig::new(SttLanguage::En)
+            .query()
+            .contains("word_timestamps")
+    );
 }
 
 #[test]
@@ -114,7 +138,8 @@ fn a_drop_replays_the_audio_after_the_last_final_word_and_shifts_the_times() {
         }]
     );
     // The new connection's times start at 0.0 at 0.7 s of the session.
-    s.handle_message(final_with(&[("how", 0.1, 0.3)]), t0).unwrap();
+    s.handle_message(final_with(&[("how", 0.1, 0.3)]), t0)
+        .unwrap();
     s.handle_message(
         WsMessage::Text(r#"{"type":"speech_started","timestamp":0.05}"#.into()),
         t0,
@@ -135,16 +160,20 @@ fn a_final_heard_before_the_drop_is_not_delivered_twice() {
     let t0 = Instant::now();
     let mut s = session(t0, SttReconnect::default());
     s.send_audio(stream(0, 2 * PER_SECOND), t0).unwrap();
-    s.handle_message(final_with(&[("one", 0.0, 0.5)]), t0).unwrap();
-    s.handle_message(final_with(&[("two", 0.6, 1.0)]), t0).unwrap();
+    s.handle_message(final_with(&[("one", 0.0, 0.5)]), t0)
+        .unwrap();
+    s.handle_message(final_with(&[("two", 0.6, 1.0)]), t0)
+        .unwrap();
     events(&mut s);
     let replay = drop_and_reconnect(&mut s, t0);
     assert_eq!(audio_bytes(&replay).len(), PER_SECOND);
     events(&mut s);
     // A server that re-sends a final ending at or before 1.0 s of the session: dropped.
-    s.handle_message(final_with(&[("two", -0.4, 0.0)]), t0).unwrap();
+    s.handle_message(final_with(&[("two", -0.4, 0.0)]), t0)
+        .unwrap();
     assert!(events(&mut s).is_empty());
-    s.handle_message(final_with(&[("three", 0.1, 0.6)]), t0).unwrap();
+    s.handle_message(final_with(&[("three", 0.1, 0.6)]), t0)
+        .unwrap();
     let got = events(&mut s);
     let [SttLiveEvent::Transcript(t)] = &got[..] else {
         panic!("{got:?}")
@@ -187,7 +216,13 @@ fn retryable_closes_reconnect_and_a_normal_close_ends_the_session() {
     s.handle_message(WsMessage::Close(Some(CloseFrame::new(1000, ""))), at)
         .unwrap();
     assert!(s.is_closed());
-    assert!(matches!(&events(&mut s)[..], [SttLiveEvent::Closed { code: Some(1000), .. }]));
+    assert!(matches!(
+        &events(&mut s)[..],
+        [SttLiveEvent::Closed {
+            code: Some(1000),
+            ..
+        }]
+    ));
 }
 
 #[test]
