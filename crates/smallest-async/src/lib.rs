@@ -78,9 +78,9 @@ pub mod runtime;
 mod stream;
 
 pub use live::{
-    CloseOutcome, CloseReason, SttEncoding, SttLive, SttLiveConfig, SttLiveEvent, SttLiveReceiver,
-    SttLiveRoute, SttLiveSender, Transcript, TtsLive, TtsLiveConfig, TtsLiveEvent, TtsLiveReceiver,
-    TtsLiveSender,
+    CloseOutcome, CloseReason, ContextId, Redial, SttEncoding, SttLive, SttLiveConfig,
+    SttLiveEvent, SttLiveReceiver, SttLiveRoute, SttLiveSender, SttReconnect, Transcript,
+    TtsContext, TtsLive, TtsLiveConfig, TtsLiveEvent, TtsLiveReceiver, TtsLiveSender,
 };
 #[cfg(feature = "smol")]
 pub use runtime::SmolRuntime;

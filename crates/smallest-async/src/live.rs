@@ -19,9 +19,9 @@ use smallest_core::{Error, TimeoutPhase};
 use smallest_net::upgrade_error;
 
 pub use smallest_core::stt_live::{
-    CloseOutcome, SttEncoding, SttLiveConfig, SttLiveEvent, SttLiveRoute, Transcript,
+    CloseOutcome, SttEncoding, SttLiveConfig, SttLiveEvent, SttLiveRoute, SttReconnect, Transcript,
 };
-pub use smallest_core::tts_live::{CloseReason, TtsLiveConfig, TtsLiveEvent};
+pub use smallest_core::tts_live::{CloseReason, ContextId, Redial, TtsLiveConfig, TtsLiveEvent};
 
 use crate::conn::{self, Target};
 use crate::runtime::{AsyncIo, Sleep, far_or, with_limit};

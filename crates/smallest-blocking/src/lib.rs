@@ -121,9 +121,9 @@ use ureq::unversioned::transport::{
 
 mod live;
 pub use live::{
-    CloseOutcome, CloseReason, READ_SLICE, SttEncoding, SttLive, SttLiveConfig, SttLiveEvent,
-    SttLiveReceiver, SttLiveRoute, SttLiveSender, Transcript, TtsLive, TtsLiveConfig, TtsLiveEvent,
-    TtsLiveReceiver, TtsLiveSender,
+    CloseOutcome, CloseReason, ContextId, READ_SLICE, Redial, SttEncoding, SttLive, SttLiveConfig,
+    SttLiveEvent, SttLiveReceiver, SttLiveRoute, SttLiveSender, SttReconnect, Transcript,
+    TtsContext, TtsLive, TtsLiveConfig, TtsLiveEvent, TtsLiveReceiver, TtsLiveSender,
 };
 
 pub use smallest_core::{

@@ -30,9 +30,9 @@ use tungstenite::WebSocket;
 use tungstenite::handshake::HandshakeError;
 
 pub use smallest_core::stt_live::{
-    CloseOutcome, SttEncoding, SttLiveConfig, SttLiveEvent, SttLiveRoute, Transcript,
+    CloseOutcome, SttEncoding, SttLiveConfig, SttLiveEvent, SttLiveRoute, SttReconnect, Transcript,
 };
-pub use smallest_core::tts_live::{CloseReason, TtsLiveConfig, TtsLiveEvent};
+pub use smallest_core::tts_live::{CloseReason, ContextId, Redial, TtsLiveConfig, TtsLiveEvent};
 
 use crate::Client;
 

@@ -11,11 +11,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget};
 use smallest_core::Error;
 use smallest_core::audio::{wav_data, wav_info};
 use smallest_core::stt::{SttLanguage, SttModel};
-use smallest_core::stt_live::STT_LIVE_SAMPLE_RATES;
+use smallest_core::stt_live::{STT_LIVE_SAMPLE_RATES, SttReconnect};
 use smallest_core::tts::{Language, OutputFormat, TtsModel};
 use smallest_hyper::{
     Client, CloseOutcome, CloseReason, SttEncoding, SttLiveConfig, SttLiveEvent, SttLiveSender,
-    Transcript, TtsLiveConfig, TtsLiveEvent, TtsLiveSender,
+    Transcript, TtsContext, TtsLiveConfig, TtsLiveEvent, TtsLiveSender,
 };
 use tokio::sync::mpsc;
 
@@ -77,6 +77,9 @@ pub(crate) async fn stt_live(client: &Client, args: &SttArgs) -> Result<ExitCode
     if args.diarize {
         config = config.diarize(true);
     }
+    if args.reconnect {
+        config = config.reconnect(SttReconnect::default());
+    }
     let live = client.stt_live(config).await.map_err(|e| explain(&e))?;
     let (sender, mut receiver) = live.split();
     let closer = sender.clone();
@@ -114,6 +117,13 @@ pub(crate) async fn stt_live(client: &Client, args: &SttArgs) -> Result<ExitCode
                 let Some(event) = event else { break };
                 match event {
                     Ok(SttLiveEvent::Transcript(t)) => shown.show(&t),
+                    Ok(SttLiveEvent::Reconnected { reconnects, replayed_bytes, offset }) => {
+                        shown.clear();
+                        eprintln!(
+                            "the connection dropped: reconnected ({reconnects}), sending the \
+                             {replayed_bytes} bytes of audio from {offset:.2} s again"
+                        );
+                    }
                     Ok(SttLiveEvent::Error { code, message }) => {
                         problems.push(server_error(code.as_deref(), &message));
                     }
@@ -319,7 +329,13 @@ pub(crate) async fn tts_live(client: &Client, args: &TtsArgs) -> Result<ExitCode
     if stdin_is_terminal {
         eprintln!("type the text to speak, line by line; end it with Ctrl-D");
     }
-    let mut writing = tokio::spawn(send_lines(sender, read_lines()?));
+    // One continuation context (the default), or the legacy request.
+    let context = if args.no_continue {
+        None
+    } else {
+        Some(sender.context(CLI_CONTEXT).map_err(|e| explain(&e))?)
+    };
+    let mut writing = tokio::spawn(send_lines(sender, context.clone(), read_lines()?));
     let mut writing_done = false;
     // Shown once audio arrives (and never while the text is being typed).
     let mut status: Option<ProgressBar> = None;
@@ -353,6 +369,14 @@ pub(crate) async fn tts_live(client: &Client, args: &TtsArgs) -> Result<ExitCode
                                     pcm_summary(out.audio_bytes(), sample_rate, first_audio)
                                 ));
                         }
+                    }
+                    Ok(TtsLiveEvent::ContextDone { cancelled: false, .. }) => {
+                        // The context was closed at EOF, and its last audio came.
+                        complete = true;
+                        let _ = closer.close().await;
+                    }
+                    Ok(TtsLiveEvent::Complete { context: Some(_), .. }) => {
+                        // One release of the context: more may follow.
                     }
                     Ok(TtsLiveEvent::Complete { .. }) => {
                         // Complete only counts once all of stdin was sent and finished:
@@ -490,8 +514,12 @@ fn read_lines() -> Result<mpsc::Receiver<std::io::Result<String>>, String> {
 /// Sends each non-blank line as a piece of one request (the second and later with a
 /// space before them, so the pieces join into one text), then ends the request.
 /// Returns the number of lines sent.
+/// The id of the context `tts --live` speaks stdin in.
+const CLI_CONTEXT: &str = "stdin";
+
 async fn send_lines(
     sender: TtsLiveSender,
+    context: Option<TtsContext>,
     mut lines: mpsc::Receiver<std::io::Result<String>>,
 ) -> Result<u64, Stop> {
     let mut sent = 0u64;
@@ -506,19 +534,21 @@ async fn send_lines(
         } else {
             format!(" {line}")
         };
-        sender
-            .send_text(&piece)
-            .await
-            .map_err(|e| Stop::Failed(explain(&e)))?;
+        match &context {
+            Some(ctx) => ctx.push(&piece).await,
+            None => sender.send_text(&piece).await,
+        }
+        .map_err(|e| Stop::Failed(explain(&e)))?;
         sent += 1;
     }
     if sent == 0 {
         return Err(Stop::NoText);
     }
-    sender
-        .finish()
-        .await
-        .map_err(|e| Stop::Failed(explain(&e)))?;
+    match &context {
+        Some(ctx) => ctx.finish().await,
+        None => sender.finish().await,
+    }
+    .map_err(|e| Stop::Failed(explain(&e)))?;
     Ok(sent)
 }
 

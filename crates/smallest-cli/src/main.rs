@@ -155,11 +155,16 @@ struct TtsArgs {
     /// partial file.
     #[arg(long)]
     stream: bool,
-    /// Speak the lines of stdin over the live WebSocket (one request, the lines joined
-    /// with spaces, ended by EOF) and write the 16-bit PCM as it arrives: a WAV for a
-    /// .wav file or --format wav, else raw PCM.
+    /// Speak the lines of stdin over the live WebSocket and write the 16-bit PCM as it
+    /// arrives: a WAV for a .wav file or --format wav, else raw PCM. The lines are one
+    /// continuation context (joined with spaces into one generation, released at
+    /// sentence ends, so speech starts before EOF and keeps its prosody), closed by EOF.
     #[arg(long, conflicts_with = "stream")]
     live: bool,
+    /// With --live: the legacy mode instead of a continuation context (the lines are
+    /// pieces of one request with `continue`/`flush`; synthesis starts at EOF).
+    #[arg(long, requires = "live")]
+    no_continue: bool,
     /// The voice id (a catalog voice or a clone `voice_…`).
     #[arg(long, default_value = "magnus")]
     voice: String,
@@ -217,6 +222,11 @@ struct SttArgs {
     /// With --live: how many times real time to send the audio (0: as fast as possible).
     #[arg(long, default_value_t = 1.0, requires = "live")]
     pace: f64,
+    /// With --live: when the connection drops mid-stream, reconnect and send the audio
+    /// since the last final transcript again (said on stderr); the transcript goes on
+    /// without repeats.
+    #[arg(long, requires = "live")]
+    reconnect: bool,
     #[command(flatten)]
     client: ClientArgs,
 }

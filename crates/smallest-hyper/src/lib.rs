@@ -68,9 +68,9 @@ pub use smallest_core::{
 
 mod live;
 pub use live::{
-    CloseOutcome, CloseReason, SttEncoding, SttLive, SttLiveConfig, SttLiveEvent, SttLiveReceiver,
-    SttLiveRoute, SttLiveSender, Transcript, TtsLive, TtsLiveConfig, TtsLiveEvent, TtsLiveReceiver,
-    TtsLiveSender,
+    CloseOutcome, CloseReason, ContextId, Redial, SttEncoding, SttLive, SttLiveConfig,
+    SttLiveEvent, SttLiveReceiver, SttLiveRoute, SttLiveSender, SttReconnect, Transcript,
+    TtsContext, TtsLive, TtsLiveConfig, TtsLiveEvent, TtsLiveReceiver, TtsLiveSender,
 };
 
 mod stream;

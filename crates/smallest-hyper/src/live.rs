@@ -33,9 +33,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 pub use smallest_core::stt_live::{
-    CloseOutcome, SttEncoding, SttLiveConfig, SttLiveEvent, SttLiveRoute, Transcript,
+    CloseOutcome, SttEncoding, SttLiveConfig, SttLiveEvent, SttLiveRoute, SttReconnect, Transcript,
 };
-pub use smallest_core::tts_live::{CloseReason, TtsLiveConfig, TtsLiveEvent};
+pub use smallest_core::tts_live::{CloseReason, ContextId, Redial, TtsLiveConfig, TtsLiveEvent};
 
 use crate::{Client, with_limit};
 
