@@ -793,3 +793,186 @@ fn blocking_client_overhead() {
         );
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// 5. Voice agents: continuations vs the legacy mode, and barge-in
+// ---------------------------------------------------------------------------------------
+
+/// An LLM's answer as it streams: two sentences in token-sized fragments.
+const FRAGMENTS: [&str; 8] = [
+    "Sure, ",
+    "I can ",
+    "help with ",
+    "that. ",
+    "Your order ",
+    "ships ",
+    "on ",
+    "Monday.",
+];
+
+/// The time between two fragments (an LLM's token rate).
+const TOKEN_GAP: Duration = Duration::from_millis(25);
+
+/// One streamed answer on a fresh connection: when the last fragment was sent and when
+/// the first audio came, both from the first fragment.
+fn streamed_answer(api: &dyn LiveApi, continuations: bool) -> (Duration, Duration) {
+    let (tx, mut rx) = api.tts_live(live_config()).expect("tts_live");
+    let tx: std::sync::Arc<dyn TtsTx> = std::sync::Arc::from(tx);
+    let writer = {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            for (i, piece) in FRAGMENTS.iter().enumerate() {
+                if i > 0 {
+                    std::thread::sleep(TOKEN_GAP);
+                }
+                if continuations {
+                    tx.push("answer", piece).expect("push");
+                } else {
+                    tx.send_text(piece).expect("send_text");
+                }
+            }
+            let last = t0.elapsed();
+            if continuations {
+                tx.finish_context("answer").expect("finish");
+            } else {
+                tx.finish().expect("finish");
+            }
+            (t0, last)
+        })
+    };
+    let mut first = None;
+    loop {
+        match rx.recv().expect("an event").expect("no error") {
+            TtsLiveEvent::Audio { .. } => {
+                first.get_or_insert_with(Instant::now);
+            }
+            TtsLiveEvent::ContextDone { .. } => break,
+            TtsLiveEvent::Complete { context: None, .. } => break,
+            _ => {}
+        }
+    }
+    let (t0, last) = writer.join().expect("the writer");
+    tx.close().expect("close");
+    while rx.recv().is_some() {}
+    (last, first.expect("audio") - t0)
+}
+
+fn live_config() -> TtsLiveConfig {
+    TtsLiveConfig::new("meher")
+        .model(TtsModel::LightningV31Pro)
+        .sample_rate(RATE)
+}
+
+#[test]
+#[ignore = "a measurement: run by `cargo xtask bench`"]
+fn live_tts_continuations_time_to_first_audio() {
+    within(LIMIT, || {
+        latency_header(
+            &format!(
+                "Live TTS, an answer streamed as {} fragments {} ms apart ({}; emulator with \
+                 100 ms to first audio, paced in real time): time from the **last** fragment \
+                 to the first audio (0: the audio had begun before the text ended), and from \
+                 the first fragment",
+                FRAGMENTS.len(),
+                TOKEN_GAP.as_millis(),
+                machine()
+            ),
+            &["mode", "measured from", "transport"],
+        );
+        let emulator = emulator()
+            .tts_latency(Duration::from_millis(100))
+            .realtime_factor(1.0)
+            .spawn()
+            .expect("emulator");
+        for api in live_clients(&emulator, KEY) {
+            for continuations in [true, false] {
+                let mut from_last = Vec::new();
+                let mut from_first = Vec::new();
+                for run in 0..(WARMUP + 20) {
+                    let (last, first_audio) = streamed_answer(api.as_ref(), continuations);
+                    if run >= WARMUP {
+                        from_last.push(first_audio.saturating_sub(last));
+                        from_first.push(first_audio);
+                    }
+                }
+                let mode = if continuations {
+                    "continuation context"
+                } else {
+                    "legacy continue/flush"
+                };
+                latency_row(&[mode, "last fragment", api.name()], &from_last);
+                latency_row(&[mode, "first fragment", api.name()], &from_first);
+            }
+        }
+    });
+}
+
+/// One barge-in on a fresh connection: how long `cancel` (or `cancel_hard`) takes to
+/// return, after which no audio of the context is delivered (checked: the audio read
+/// afterwards is the next context's only).
+fn barge_in(api: &dyn LiveApi, hard: bool) -> Duration {
+    let (tx, mut rx) = api.tts_live(live_config()).expect("tts_live");
+    tx.push(
+        "long",
+        "A long answer that the user will interrupt. It goes on. And on.",
+    )
+    .expect("push");
+    tx.finish_context("long").expect("finish");
+    let mut chunks = 0;
+    while chunks < 2 {
+        if let TtsLiveEvent::Audio { .. } = rx.recv().expect("an event").expect("no error") {
+            chunks += 1;
+        }
+    }
+    let t0 = Instant::now();
+    let cancelled = if hard {
+        tx.cancel_hard("long")
+    } else {
+        tx.cancel("long")
+    };
+    let took = t0.elapsed();
+    assert!(cancelled.expect("cancel"));
+    tx.push("next", "Okay.").expect("push");
+    tx.finish_context("next").expect("finish");
+    loop {
+        match rx.recv().expect("an event").expect("no error") {
+            TtsLiveEvent::Audio { context, .. } => {
+                assert_eq!(context.as_ref().map(|c| c.as_str()), Some("next"));
+            }
+            TtsLiveEvent::ContextDone { context, .. } if context.as_str() == "next" => break,
+            _ => {}
+        }
+    }
+    tx.close().expect("close");
+    while rx.recv().is_some() {}
+    took
+}
+
+#[test]
+#[ignore = "a measurement: run by `cargo xtask bench`"]
+fn live_tts_cancel_to_silence() {
+    within(LIMIT, || {
+        latency_header(
+            &format!(
+                "Barge-in: from `cancel()` to the guarantee that no audio of the context is \
+                 delivered (the call's return), mid-generation ({}; emulator paced in real \
+                 time)",
+                machine()
+            ),
+            &["cancel", "transport"],
+        );
+        let emulator = emulator().realtime_factor(1.0).spawn().expect("emulator");
+        for api in live_clients(&emulator, KEY) {
+            for hard in [false, true] {
+                let samples = measure(WARMUP, 30, || barge_in(api.as_ref(), hard));
+                let label = if hard {
+                    "cancel_hard (new connection)"
+                } else {
+                    "cancel (message)"
+                };
+                latency_row(&[label, api.name()], &samples);
+            }
+        }
+    });
+}
