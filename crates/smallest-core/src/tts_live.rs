@@ -8,7 +8,7 @@
 //! and each request ends with one `complete` frame.
 //!
 //! Several requests may be sent on one connection; they are tracked in order, and each
-//! `complete` finishes the oldest open one (or the one whose server `request_id` it
+//! `complete` of the legacy mode finishes the oldest open one (or the one whose server `request_id` it
 //! names). For exact attribution when the account's concurrency is exceeded, keep one
 //! request in flight at a time: the server rejects an extra request with an error frame
 //! that does not say which request it refused.
@@ -23,15 +23,50 @@
 //! follows is reported as [`CloseReason::IdleTimeout`] (so is the close after the
 //! server's idle error frame).
 //!
-//! [`set_keepalive`](TtsLiveSession::set_keepalive) makes the session send a WebSocket
-//! `Ping` after each `interval` without client traffic. Whether the server counts a
-//! ping as a "client message" is **not documented** (API.md §3.5 says the timer resets
-//! on every client message; a ping is a control frame, not a message). The session
-//! therefore never assumes that a ping resets the idle timer: the idle deadline is
-//! computed from the last JSON message only. A no-op JSON message does not exist in
-//! this protocol (any text message opens or continues a synthesis), so a ping is the
-//! only safe keepalive. If pings do not count on the real service, raise `timeout`
-//! instead (verified up to 999 s).
+//! [`set_keepalive`](TtsLiveSession::set_keepalive) makes the session send
+//! `{…settings…, "text": " ", "continue": true}` (no context) after each `interval`
+//! without a client message. API.md §3.5 says the idle timer resets on every client
+//! message and leaves open whether a WebSocket ping counts; a text message does, and
+//! whitespace adds nothing to hear (Pipecat's plugin sends the same every 30 s). The
+//! keepalive therefore moves the idle deadline like any message.
+//!
+//! # Continuation contexts (API.md §3.5.1)
+//!
+//! [`push_context`](TtsLiveSession::push_context) sends a fragment with `context_id`
+//! and `continue: true`; the server joins a context's fragments into one generation and
+//! releases it at sentence boundaries (or after `max_buffer_delay_ms`), so prosody does
+//! not reset per fragment. [`finish_context`](TtsLiveSession::finish_context) sends
+//! `continue: false`. A context gets **one `complete` per release, none final**: the
+//! session ends it ([`TtsLiveEvent::ContextDone`]) once it was finished, at least one
+//! `complete` came after that, and then either a frame of another context arrived (the
+//! server speaks one context at a time) or
+//! [`context_drain`](TtsLiveConfig::context_drain) (500 ms) passed without a frame of
+//! it. Frames are matched to contexts by the `context_id` they echo; a frame without
+//! one belongs to the oldest context in flight (the sources do not say whether the
+//! server echoes it). Contexts are spoken in the order they were opened.
+//!
+//! [`cancel_context`](TtsLiveSession::cancel_context) is barge-in: it sends
+//! [`cancel_message`] — `{"context_id":"…","cancel_request":true}`, a shape **no
+//! stored source confirms** (API.md marks it unverified) — and guarantees locally that
+//! no event of the context is delivered once it returns, whatever the server still
+//! sends. [`cancel_context_hard`](TtsLiveSession::cancel_context_hard) replaces the
+//! connection for a server that ignores the message.
+//!
+//! # The connection's timeline
+//!
+//! The server's word timings restart at zero with every request (and every release of
+//! a context). Each [`TtsLiveEvent::Audio`] also carries its `position` on the
+//! connection's timeline (all audio delivered before it), and each word its
+//! `timeline_start`/`timeline_end`, so captions stay in sync across requests. Cancelled
+//! audio is never delivered and takes no time on it.
+//!
+//! # Connection lifecycle
+//!
+//! A connection opened before the first text (warm-up) is reused for every request
+//! and context. With [`max_connection_age`](TtsLiveConfig::max_connection_age), the
+//! next request or context that begins on an older connection, when nothing is in
+//! flight, is sent on a fresh one ([`wants_connection`](TtsLiveSession::wants_connection),
+//! [`TtsLiveEvent::Reconnected`]).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
