@@ -45,6 +45,18 @@ use crate::body::Body;
 /// | `WrongContentType` | `{"kind":"wrong_content_type"}` |
 /// | `HugeErrorBody{..}` | `{"kind":"huge_error_body","status":500,"bytes":5000000}` |
 /// | `TrickleBody{..}` | `{"kind":"trickle_body","chunk_bytes":3,"interval_ms":20}` |
+/// | `WsDrop{..}` | `{"kind":"ws_drop","after_messages":20}`, `{"kind":"ws_drop","after_ms":500}` or both |
+/// | `WsClose{..}` | `{"kind":"ws_close","code":1011,"after_messages":3}` |
+/// | `WsStall` | `{"kind":"ws_stall"}` |
+///
+/// The three `Ws*` faults act on live sessions (`/waves/v1/tts/live`, `/waves/v1/stt/live`,
+/// `/waves/v1/pulse/get_text`): a rule with one of them only matches WebSocket upgrade requests
+/// (so `.times(n)` counts upgrades, not the HTTP requests sharing the prefix), and the upgrade
+/// itself succeeds; the fault strikes on the open socket. "After N messages" counts the client's
+/// text and binary messages the session has handled (pings, pongs and close frames do not count):
+/// the session handles N messages normally — and sends whatever it answers to them — then, instead
+/// of reading message N + 1, the fault strikes. With `after_messages: 0` it strikes right after
+/// the upgrade.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "FaultWire", into = "FaultWire")]
 #[non_exhaustive]
@@ -112,9 +124,41 @@ pub enum Fault {
         /// Pause between pieces.
         interval: Duration,
     },
+    /// On a live-session upgrade: after the session has handled `after_messages` client messages,
+    /// or `after_ms` milliseconds after the upgrade (whichever comes first; `u32::MAX` messages
+    /// means no message limit), the TCP connection is reset (`SO_LINGER` 0): no close frame, the
+    /// client reads a connection reset.
+    WsDrop {
+        /// Client messages handled before the reset (`u32::MAX`: no limit).
+        after_messages: u32,
+        /// Milliseconds after the upgrade before the reset, when set.
+        after_ms: Option<u64>,
+    },
+    /// On a live-session upgrade: after the session has handled `after_messages` client messages,
+    /// the server sends a close frame with `code` and the reason `emulated fault`, waits briefly
+    /// for the client's close, and closes the connection. Codes a server may not send (below
+    /// 1000, 1004–1006, 1015–2999, 5000 and above) are sent as 1011.
+    WsClose {
+        /// The close code, e.g. 1011 (internal error) or 1001 (going away).
+        code: u16,
+        /// Client messages handled before the close.
+        after_messages: u32,
+    },
+    /// On a live-session upgrade: the upgrade completes (`101`), then the server never reads a
+    /// WebSocket message nor writes anything again (no answers, no pongs, no close); it holds the
+    /// socket open until the client goes away or the emulator shuts down.
+    WsStall,
 }
 
 impl Fault {
+    /// Whether the fault acts on live sessions (it then only matches WebSocket upgrades).
+    pub(crate) fn is_ws(&self) -> bool {
+        matches!(
+            self,
+            Self::WsDrop { .. } | Self::WsClose { .. } | Self::WsStall
+        )
+    }
+
     /// `Status` with the default body and no `Retry-After`.
     pub fn status(status: u16) -> Self {
         Self::Status {
@@ -170,6 +214,22 @@ enum FaultWire {
         chunk_bytes: usize,
         interval_ms: u64,
     },
+    WsDrop {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_messages: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_ms: Option<u64>,
+    },
+    WsClose {
+        code: u16,
+        after_messages: u32,
+    },
+    WsStall,
+}
+
+/// Whether a server may send close `code` (RFC 6455 §7.4).
+pub(crate) fn sendable_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 fn millis(d: Duration) -> u64 {
@@ -220,6 +280,34 @@ impl TryFrom<FaultWire> for Fault {
                 chunk_bytes,
                 interval: Duration::from_millis(interval_ms),
             },
+            FaultWire::WsDrop {
+                after_messages,
+                after_ms,
+            } => {
+                if after_messages.is_none() && after_ms.is_none() {
+                    return Err("ws_drop needs after_messages, after_ms or both".to_owned());
+                }
+                Self::WsDrop {
+                    after_messages: after_messages.unwrap_or(u32::MAX),
+                    after_ms,
+                }
+            }
+            FaultWire::WsClose {
+                code,
+                after_messages,
+            } => {
+                if !sendable_close_code(code) {
+                    return Err(format!(
+                        "code must be a close code a server may send (1000-1003, 1007-1014, \
+                         3000-4999), got {code}"
+                    ));
+                }
+                Self::WsClose {
+                    code,
+                    after_messages,
+                }
+            }
+            FaultWire::WsStall => Self::WsStall,
         })
     }
 }
@@ -258,6 +346,22 @@ impl From<Fault> for FaultWire {
                 chunk_bytes,
                 interval_ms: millis(interval),
             },
+            Fault::WsDrop {
+                after_messages,
+                after_ms,
+            } => Self::WsDrop {
+                after_messages: (after_messages != u32::MAX || after_ms.is_none())
+                    .then_some(after_messages),
+                after_ms,
+            },
+            Fault::WsClose {
+                code,
+                after_messages,
+            } => Self::WsClose {
+                code,
+                after_messages,
+            },
+            Fault::WsStall => Self::WsStall,
         }
     }
 }
@@ -342,8 +446,9 @@ impl FaultRule {
         self
     }
 
-    fn matches(&self, method: &str, path: &str) -> bool {
-        path.starts_with(self.path_prefix.as_str())
+    fn matches(&self, method: &str, path: &str, upgrade: bool) -> bool {
+        (upgrade || !self.fault.is_ws())
+            && path.starts_with(self.path_prefix.as_str())
             && self
                 .method
                 .as_deref()
@@ -420,12 +525,12 @@ impl FaultPlan {
     }
 
     /// Counts the request against every matching rule and returns the fault of the first rule that
-    /// is due, if any.
-    pub(crate) fn select(&self, method: &str, path: &str) -> Option<Fault> {
+    /// is due, if any. `upgrade`: the request asks for a WebSocket (only those match `Ws*` faults).
+    pub(crate) fn select(&self, method: &str, path: &str, upgrade: bool) -> Option<Fault> {
         let mut entries = lock(&self.entries);
         let mut chosen = None;
         for entry in entries.iter_mut() {
-            if !entry.rule.matches(method, path) {
+            if !entry.rule.matches(method, path, upgrade) {
                 continue;
             }
             entry.matched += 1;
@@ -855,6 +960,23 @@ mod tests {
                 bytes: 10,
             },
             Fault::SseCutBeforeDone,
+            Fault::WsDrop {
+                after_messages: 20,
+                after_ms: None,
+            },
+            Fault::WsDrop {
+                after_messages: u32::MAX,
+                after_ms: Some(300),
+            },
+            Fault::WsDrop {
+                after_messages: 2,
+                after_ms: Some(300),
+            },
+            Fault::WsClose {
+                code: 1011,
+                after_messages: 3,
+            },
+            Fault::WsStall,
         ] {
             let rule = FaultRule::any(fault);
             let text = serde_json::to_string(&rule).unwrap_or_default();
@@ -866,6 +988,23 @@ mod tests {
                 .is_err()
         );
         assert!(serde_json::from_str::<FaultRule>(r#"{"fault":{"kind":"nope"}}"#).is_err());
+        let drop: FaultRule =
+            serde_json::from_str(r#"{"fault":{"kind":"ws_drop","after_ms":250}}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            drop.fault,
+            Fault::WsDrop {
+                after_messages: u32::MAX,
+                after_ms: Some(250)
+            }
+        );
+        assert!(serde_json::from_str::<FaultRule>(r#"{"fault":{"kind":"ws_drop"}}"#).is_err());
+        assert!(
+            serde_json::from_str::<FaultRule>(
+                r#"{"fault":{"kind":"ws_close","code":1006,"after_messages":1}}"#
+            )
+            .is_err()
+        );
         assert!(
             serde_json::from_str::<FaultRule>(r#"{"fault":{"kind":"latency","ms":1,"x":2}}"#)
                 .is_err()
@@ -879,7 +1018,7 @@ mod tests {
             FaultRule::new("/a", Fault::status(503)).method("get"),
         ]);
         let picks: Vec<Option<u16>> = (0..5)
-            .map(|_| match plan.select("GET", "/a/b") {
+            .map(|_| match plan.select("GET", "/a/b", false) {
                 Some(Fault::Status { status, .. }) => Some(status),
                 _ => None,
             })
@@ -888,14 +1027,20 @@ mod tests {
             picks,
             [Some(503), Some(500), Some(500), Some(503), Some(503)]
         );
-        assert_eq!(plan.select("POST", "/a"), None);
-        assert_eq!(plan.select("GET", "/b"), None);
+        assert_eq!(plan.select("POST", "/a", false), None);
+        assert_eq!(plan.select("GET", "/b", false), None);
         let listed = serde_json::to_value(plan.listed()).unwrap_or_default();
         assert_eq!(listed[0]["matched"], 6);
         assert_eq!(listed[0]["applied"], 2);
         assert_eq!(listed[1]["applied"], 3);
         assert_eq!(plan.clear(), 2);
-        assert_eq!(plan.select("GET", "/a"), None);
+        // WebSocket faults match upgrades only.
+        plan.push(FaultRule::new("/ws", Fault::WsStall).times(1));
+        assert_eq!(plan.select("POST", "/ws", false), None);
+        assert_eq!(plan.select("GET", "/ws", true), Some(Fault::WsStall));
+        assert_eq!(plan.select("GET", "/ws", true), None);
+        plan.clear();
+        assert_eq!(plan.select("GET", "/a", false), None);
     }
 
     #[tokio::test]

@@ -334,6 +334,15 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Whether every frame of a TTS WebSocket continuation context (`chunk`, `word_timestamp`,
+    /// `complete`, and error frames about it) carries `"context_id": "<id>"` (default `true`).
+    /// `false` emulates a server that does not echo it (API.md §3.5.1 leaves it open), so
+    /// clients can be tested correlating frames by the context they have open.
+    pub fn ws_echo_context_id(mut self, echo: bool) -> Self {
+        self.ws.echo_context_id = echo;
+        self
+    }
+
     /// Live STT sessions one key may have open at once (default 100, the Standard plan's limit).
     /// The session over the limit is accepted, then closed with `1008` and a reason.
     pub fn stt_ws_limit(mut self, n: usize) -> Self {

@@ -26,7 +26,11 @@
 //! duration (so it can split bursts an encoder smeared together), and, when the sample rate is
 //! unknown (headerless uploads), candidate decoders at every common rate race to recognise the start
 //! marker's frequency; the one that does fixes the rate. A stream may hold several utterances (each
-//! with its own start marker); their texts are joined with a space.
+//! with its own start marker); their texts are joined with a space (none is added when one of
+//! the two texts has whitespace at the boundary). At a known rate, audio that starts in the middle
+//! of an utterance — PCM cut between two symbols, e.g. at the end of a decoded word, as a client
+//! resuming a live stream replays it — decodes from the first whole symbol on: two consecutive
+//! clean data bursts of the same length open an utterance without a start marker.
 //!
 //! The decoder is incremental: [`Decoder::feed`] any number of samples at a time, read
 //! [`Decoder::transcript`] whenever you like, and call [`Decoder::finish`] at the end of the audio.
@@ -368,6 +372,9 @@ struct Track {
     tone_estimate: f64,
     /// RMS of the last start marker (sets the onset threshold).
     reference_rms: f64,
+    /// Before any start marker: a data burst waiting for a second one of the same length (with
+    /// its length and RMS), which would open an utterance heard from the middle.
+    candidate: Option<(Symbol, f64, f64)>,
     messages: Vec<Message>,
 }
 
@@ -390,6 +397,7 @@ impl Track {
             in_message: false,
             tone_estimate: 0.0,
             reference_rms: 0.0,
+            candidate: None,
             messages: Vec::new(),
         }
     }
@@ -476,6 +484,7 @@ impl Track {
             && (!self.in_message || len > 1.5 * self.tone_estimate)
         {
             self.close_message(start);
+            self.candidate = None;
             self.locked = true;
             self.in_message = true;
             self.tone_estimate = len / 2.0;
@@ -484,6 +493,10 @@ impl Track {
                 start,
                 ..Message::default()
             });
+            return;
+        }
+        if !self.locked && self.decode_data {
+            self.join_midway(x, start, e);
             return;
         }
         if !self.in_message || !self.decode_data {
@@ -532,6 +545,51 @@ impl Track {
             if let Some(message) = self.messages.last_mut() {
                 message.symbols.push(symbol);
             }
+        }
+    }
+
+    /// Audio that starts in the middle of an utterance (a client resuming a stream from a word
+    /// boundary) has no start marker: two consecutive clean data bursts of about the same length,
+    /// one symbol period apart, open an utterance there, the first of them being its first symbol.
+    /// Only at a known rate and before any start marker was seen.
+    fn join_midway(&mut self, x: &[f32], start: u64, e: f64) {
+        let rate = self.rate;
+        let len = x.len() as f64;
+        // A data tone lasts 40 ms / speed, speed within `SPEED_RANGE` (with margins). Shorter
+        // bursts (the faded tail of a symbol cut at its end, clicks) are skipped.
+        if len < f64::from(rate) * 0.006 {
+            return;
+        }
+        let (lo, lo_power, lo_conf) = strongest(x, rate, e, low_hz);
+        let (hi, hi_power, hi_conf) = strongest(x, rate, e, high_hz);
+        // Stricter than inside an utterance: each of two equal tones carries about 0.5.
+        if len > f64::from(rate) * 0.2 || lo_power < 0.3 || hi_power < 0.3 {
+            self.candidate = None;
+            return;
+        }
+        let symbol = Symbol {
+            byte: (hi << 4) | lo,
+            start,
+            end: start + x.len() as u64,
+            confidence: 0.5 + 0.5 * lo_conf.min(hi_conf),
+        };
+        let rms = (e / len).sqrt();
+        match self.candidate.take() {
+            Some((first, first_len, first_rms))
+                if (len - first_len).abs() <= 0.15 * len.max(first_len)
+                    && start.saturating_sub(first.end) as f64 <= first_len =>
+            {
+                self.locked = true;
+                self.in_message = true;
+                self.tone_estimate = (len + first_len) / 2.0;
+                self.reference_rms = first_rms.max(rms);
+                self.messages.push(Message {
+                    symbols: vec![first, symbol],
+                    start: first.start,
+                    end: None,
+                });
+            }
+            _ => self.candidate = Some((symbol, len, rms)),
         }
     }
 
@@ -747,6 +805,39 @@ mod tests {
 
     fn roundtrip(text: &str, rate: u32, speed: f32) -> String {
         transcribe_pcm(&synthesize_pcm(text, rate, speed), rate)
+    }
+
+    #[test]
+    fn audio_cut_at_a_word_end_decodes_the_remaining_words() {
+        let text = "The quick brown fox jumps over 13 lazy dogs.";
+        let words: Vec<&str> = text.split_whitespace().collect();
+        for rate in [8000, 16_000, 44_100] {
+            for speed in [0.75, 1.0, 1.5] {
+                let pcm = synthesize_pcm(text, rate, speed);
+                let mut whole = Decoder::new(rate);
+                whole.feed(&pcm);
+                whole.finish();
+                let decoded = whole.words();
+                assert_eq!(decoded.len(), words.len());
+                for (i, w) in decoded.iter().enumerate().take(words.len() - 1) {
+                    // The end time as a live final reports it (milliseconds), back to a sample.
+                    let end = (w.end * 1000.0).round() / 1000.0;
+                    let cut = ((end * f64::from(rate)).round() as usize).min(pcm.len());
+                    let rest = transcribe_pcm(&pcm[cut..], rate);
+                    assert_eq!(
+                        rest.split_whitespace().collect::<Vec<_>>(),
+                        words[i + 1..],
+                        "rate {rate} speed {speed} cut after word {i}"
+                    );
+                }
+            }
+        }
+        // Noise, a lone tone and silence still decode as nothing.
+        let tone: Vec<i16> = (0..8000)
+            .map(|i| ((i as f64 * 0.3).sin() * 9000.0) as i16)
+            .collect();
+        assert_eq!(transcribe_pcm(&tone, 16_000), "");
+        assert_eq!(transcribe_pcm(&vec![0; 16_000], 16_000), "");
     }
 
     #[test]

@@ -8,10 +8,12 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use http::header::{
     CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
@@ -21,18 +23,177 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde_json::json;
+use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
+use tokio::time::Sleep;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
 use crate::body::{Body, full};
 use crate::errors;
+use crate::faults::{AppliedFault, ConnControl, Fault, sendable_close_code};
 
-/// A server-side WebSocket on an upgraded connection.
-pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
+/// The raw WebSocket of an upgraded connection.
+type RawSocket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// A server-side WebSocket on an upgraded connection: the session reads messages from it
+/// ([`Stream`]) and writes messages to it ([`Sink`]). An injected [`Fault::WsDrop`] or
+/// [`Fault::WsClose`] strikes here, when the session asks for the message after the ones it was
+/// allowed to handle.
+pub(crate) struct Socket {
+    inner: RawSocket,
+    strike: Option<Strike>,
+    /// Text and binary messages handed to the session so far.
+    handled: u32,
+    closing: Option<Closing>,
+    /// Set once a fault ended the stream.
+    dead: bool,
+}
+
+/// A fault that strikes after a number of handled messages.
+enum Strike {
+    Drop {
+        after: u32,
+        conn: Option<Arc<ConnControl>>,
+    },
+    Close {
+        after: u32,
+        code: u16,
+    },
+}
+
+/// Progress of a fault's close handshake.
+enum Closing {
+    Send(u16),
+    Flush,
+    Drain(Pin<Box<Sleep>>),
+}
+
+impl Socket {
+    fn new(inner: RawSocket, fault: Option<&Fault>, conn: Option<Arc<ConnControl>>) -> Self {
+        let strike = match fault {
+            Some(&Fault::WsDrop { after_messages, .. }) if after_messages != u32::MAX => {
+                Some(Strike::Drop {
+                    after: after_messages,
+                    conn,
+                })
+            }
+            Some(&Fault::WsClose {
+                code,
+                after_messages,
+            }) => Some(Strike::Close {
+                after: after_messages,
+                code: if sendable_close_code(code) { code } else { 1011 },
+            }),
+            _ => None,
+        };
+        Self {
+            inner,
+            strike,
+            handled: 0,
+            closing: None,
+            dead: false,
+        }
+    }
+
+    /// Sends the fault's close frame, then waits (at most [`CLOSE_WAIT`]) for the client's.
+    fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
+        loop {
+            let Some(state) = self.closing.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match state {
+                Closing::Send(code) => {
+                    let code = *code;
+                    let sent = ready!(Pin::new(&mut self.inner).poll_ready(cx)).and_then(|()| {
+                        Pin::new(&mut self.inner).start_send(Message::Close(Some(CloseFrame {
+                            code: CloseCode::from(code),
+                            reason: "emulated fault".into(),
+                        })))
+                    });
+                    self.closing = sent.is_ok().then_some(Closing::Flush);
+                }
+                Closing::Flush => {
+                    let flushed = ready!(Pin::new(&mut self.inner).poll_flush(cx));
+                    self.closing = flushed
+                        .is_ok()
+                        .then(|| Closing::Drain(Box::pin(tokio::time::sleep(CLOSE_WAIT))));
+                }
+                Closing::Drain(sleep) => {
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        self.closing = None;
+                        continue;
+                    }
+                    match ready!(Pin::new(&mut self.inner).poll_next(cx)) {
+                        Some(Ok(_)) => {}
+                        None | Some(Err(_)) => self.closing = None,
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Stream for Socket {
+    type Item = Result<Message, WsError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.closing.is_some() {
+            return this.poll_closing(cx);
+        }
+        if this.dead {
+            return Poll::Ready(None);
+        }
+        match this.strike.take() {
+            Some(Strike::Drop { after, conn }) if this.handled >= after => {
+                this.dead = true;
+                if let Some(conn) = conn {
+                    conn.kill();
+                }
+                let reset = std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "connection reset by a fault",
+                );
+                return Poll::Ready(Some(Err(WsError::Io(reset))));
+            }
+            Some(Strike::Close { after, code }) if this.handled >= after => {
+                this.dead = true;
+                this.closing = Some(Closing::Send(code));
+                return this.poll_closing(cx);
+            }
+            other => this.strike = other,
+        }
+        let item = ready!(Pin::new(&mut this.inner).poll_next(cx));
+        if let Some(Ok(Message::Text(_) | Message::Binary(_))) = &item {
+            this.handled = this.handled.saturating_add(1);
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl Sink<Message> for Socket {
+    type Error = WsError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        Pin::new(&mut self.get_mut().inner).poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), WsError> {
+        Pin::new(&mut self.get_mut().inner).start_send(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        Pin::new(&mut self.get_mut().inner).poll_close(cx)
+    }
+}
 
 /// How long a closing session waits for the client's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -47,6 +208,8 @@ pub(crate) struct WsSettings {
     pub(crate) close_after_complete: bool,
     /// Live STT sessions allowed per key; the next one is accepted, then closed with `1008`.
     pub(crate) stt_limit: usize,
+    /// Whether TTS frames of a continuation context carry its `context_id`.
+    pub(crate) echo_context_id: bool,
 }
 
 impl Default for WsSettings {
@@ -55,6 +218,7 @@ impl Default for WsSettings {
             complete_backoff: Duration::ZERO,
             close_after_complete: false,
             stt_limit: 100,
+            echo_context_id: true,
         }
     }
 }
@@ -185,6 +349,9 @@ pub(crate) fn upgrade_required() -> Response<Body> {
 pub(crate) struct Handshake {
     accept_key: HeaderValue,
     on_upgrade: OnUpgrade,
+    /// A live-session fault chosen for this upgrade.
+    fault: Option<Fault>,
+    conn: Option<Arc<ConnControl>>,
 }
 
 impl Handshake {
@@ -231,9 +398,16 @@ impl Handshake {
         let Some(on_upgrade) = parts.extensions.get::<OnUpgrade>().cloned() else {
             return Err(Box::new(upgrade_required()));
         };
+        let fault = parts
+            .extensions
+            .get::<AppliedFault>()
+            .map(|f| f.0.clone())
+            .filter(Fault::is_ws);
         Ok(Self {
             accept_key,
             on_upgrade,
+            fault,
+            conn: parts.extensions.get::<Arc<ConnControl>>().cloned(),
         })
     }
 
@@ -254,19 +428,61 @@ impl Handshake {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let on_upgrade = self.on_upgrade;
-        let open = hub.shutdown_signal();
+        let mut open = hub.shutdown_signal();
+        let fault = self.fault;
+        let conn = self.conn;
         tokio::spawn(async move {
-            let _open = open;
             let Ok(upgraded) = on_upgrade.await else {
                 return;
             };
-            let socket = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(config),
-            )
-            .await;
-            session(socket).await;
+            let mut io = TokioIo::new(upgraded);
+            if let Some(Fault::WsStall) = fault {
+                // Nothing is read as WebSocket frames nor written; reading the raw bytes only
+                // tells when the client goes away. The session (and its leases) lives on unused.
+                let _session = session;
+                let mut sink = vec![0u8; 4096];
+                loop {
+                    tokio::select! {
+                        n = io.read(&mut sink) => match n {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        },
+                        () = shut_down(&mut open) => return,
+                    }
+                }
+            }
+            let drop_at = match fault {
+                Some(Fault::WsDrop {
+                    after_ms: Some(ms), ..
+                }) => Some(tokio::time::Instant::now() + Duration::from_millis(ms)),
+                _ => None,
+            };
+            let raw = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+            let socket = Socket::new(raw, fault.as_ref(), conn.clone());
+            let killed = async {
+                match &conn {
+                    Some(conn) => conn.killed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let timer = async {
+                match drop_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            // A reset (by a fault) drops the session, its socket and with it the connection,
+            // which closes with a TCP reset (`crate::faults::KillableTcp`).
+            tokio::select! {
+                () = session(socket) => {}
+                () = killed => {}
+                () = timer => {
+                    if let Some(conn) = &conn {
+                        conn.kill();
+                    }
+                }
+            }
+            drop(open);
         });
         let mut resp = Response::new(full(bytes::Bytes::new()));
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -42,7 +42,9 @@ pub(super) fn select(state: &State, parts: &Parts) -> Option<Fault> {
     if is_control(path) {
         return None;
     }
-    state.faults.select(parts.method.as_str(), path)
+    state
+        .faults
+        .select(parts.method.as_str(), path, crate::ws::is_upgrade(parts))
 }
 
 /// Handles a request: the control endpoint, or the router under the request's fault.
@@ -76,8 +78,11 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>) -> Response<Body> {
             let resp = super::route(ctx).await;
             shaped(resp, Shape::ResetAfter(after_bytes), conn)
         }
-        // Acted on by the SSE route, which finds the fault in the request extensions.
-        Fault::SseCutBeforeDone => super::route(ctx).await,
+        // Acted on by the SSE route and the live sessions, which find the fault in the request
+        // extensions.
+        Fault::SseCutBeforeDone | Fault::WsDrop { .. } | Fault::WsClose { .. } | Fault::WsStall => {
+            super::route(ctx).await
+        }
         Fault::StallHead(delay) => {
             let resp = super::route(ctx).await;
             tokio::time::sleep(delay).await;

@@ -24,11 +24,12 @@
 //! is dropped. The idle timeout counts from the last client message or the end of the last
 //! synthesis; on expiry the error frame of the real service is sent, then a close (`1000`).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use http::{Response, StatusCode};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -43,7 +44,7 @@ use crate::body::Body;
 use crate::errors;
 use crate::library::Scope;
 use crate::speech::Synthesizer;
-use crate::state::State;
+use crate::state::{State, TtsSlot};
 use crate::ws::{self, Handshake, Lease, Socket};
 
 /// Idle timeout when the URL has no `timeout`.
@@ -129,6 +130,8 @@ struct Request {
     cont: bool,
     flush: bool,
     complete_backoff: Option<Duration>,
+    /// `max_buffer_delay_ms` of a continuation fragment (ignored in the legacy mode).
+    max_buffer_delay: Option<Duration>,
 }
 
 /// One zod-style issue, as `path: message`.
@@ -194,8 +197,33 @@ fn ws_number(
     }
 }
 
-/// Parses and validates one client message; `Err` is the error frame's message.
-fn parse_message(raw: &str, scope: &Scope<'_>) -> Result<Request, String> {
+/// Largest `max_buffer_delay_ms` of a continuation fragment (the emulator's choice: API.md §3.5.1
+/// states no range).
+const MAX_BUFFER_DELAY_MS: u64 = 10_000;
+
+/// `max_buffer_delay_ms`: an integer in `0..=MAX_BUFFER_DELAY_MS`, when present.
+fn buffer_delay(obj: &Map<String, Value>, issues: &mut Vec<String>) -> Option<Duration> {
+    let v = obj.get("max_buffer_delay_ms")?;
+    if v.is_null() {
+        return None;
+    }
+    match v.as_u64() {
+        Some(ms) if ms <= MAX_BUFFER_DELAY_MS => Some(Duration::from_millis(ms)),
+        _ => {
+            issues.push(issue(
+                "max_buffer_delay_ms",
+                format_args!(
+                    "Expected an integer from 0 to {MAX_BUFFER_DELAY_MS}, received {v}"
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// Parses and validates one client message; `Err` is the error frame's message. `continuation`:
+/// the message carries a `context_id` (then `max_buffer_delay_ms` is read too).
+fn parse_message(raw: &str, scope: &Scope<'_>, continuation: bool) -> Result<Request, String> {
     let value: Value =
         serde_json::from_str(raw).map_err(|e| format!("Invalid JSON message: {e}"))?;
     let Value::Object(mut obj) = value else {
@@ -248,6 +276,11 @@ fn parse_message(raw: &str, scope: &Scope<'_>) -> Result<Request, String> {
     let flush = ws_bool(&obj, "flush", &mut issues);
     let max_buffer_flush = ws_number(&obj, "max_buffer_flush_ms", 1000.0, true, &mut issues);
     let complete_backoff = ws_number(&obj, "complete_backoff_ms", 10_000.0, false, &mut issues);
+    let max_buffer_delay = if continuation {
+        buffer_delay(&obj, &mut issues)
+    } else {
+        None
+    };
     let (Some(params), Some(text), true) = (params, text, issues.is_empty()) else {
         return Err(format!("Invalid request: {}", issues.join("; ")));
     };
@@ -275,6 +308,7 @@ fn parse_message(raw: &str, scope: &Scope<'_>) -> Result<Request, String> {
         cont,
         flush,
         complete_backoff: complete_backoff.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+        max_buffer_delay,
     })
 }
 
@@ -323,6 +357,8 @@ struct Frame<'a> {
     external_session_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     external_request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context_id: Option<&'a str>,
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<Data<'a>>,
@@ -376,6 +412,288 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// One frame's worth of a synthesis.
+enum Out {
+    Chunk(Vec<u8>),
+    Word(TimedWord),
+}
+
+/// The frames of one synthesis, rendered lazily: 4 KiB PCM chunks, each word's timestamp right
+/// after the chunk that completes its audio.
+struct Render {
+    synth: std::iter::Enumerate<Synthesizer>,
+    rate: u32,
+    spans: Vec<(usize, usize)>,
+    labels: Vec<String>,
+    next_span: usize,
+    word_start: usize,
+    /// Word ids and times are offset by these (legacy requests count across flushes).
+    base_id: usize,
+    base_secs: f64,
+    ready: VecDeque<TimedWord>,
+    out: VecDeque<Out>,
+    pcm: Vec<u8>,
+    samples: usize,
+    sent_samples: usize,
+    done: bool,
+}
+
+impl Render {
+    /// `text` as the client sent it, `spoken` as it is synthesised (respelled by dictionaries).
+    fn new(text: &str, spoken: &str, r: &Request, base_id: usize, base_secs: f64) -> Self {
+        // Words to time: the spoken words, labelled with the input's words when they correspond
+        // one to one (a dictionary may respell a word as several).
+        let timed = r.word_timestamps && TIMESTAMP_VOICES.contains(&r.voice_id.as_str());
+        let spans = if timed {
+            word_spans(spoken)
+        } else {
+            Vec::new()
+        };
+        let input_spans = if timed { word_spans(text) } else { Vec::new() };
+        let labels: Vec<String> = if input_spans.len() == spans.len() {
+            input_spans
+                .iter()
+                .map(|&(s, e)| text[s..e].to_owned())
+                .collect()
+        } else {
+            spans
+                .iter()
+                .map(|&(s, e)| spoken[s..e].to_owned())
+                .collect()
+        };
+        let rate = r.params.sample_rate;
+        Self {
+            synth: Synthesizer::new(spoken, rate, r.params.speed).enumerate(),
+            rate,
+            spans,
+            labels,
+            next_span: 0,
+            word_start: 0,
+            base_id,
+            base_secs,
+            ready: VecDeque::new(),
+            out: VecDeque::new(),
+            pcm: Vec::with_capacity(CHUNK_BYTES * 2),
+            samples: 0,
+            sent_samples: 0,
+            done: false,
+        }
+    }
+
+    fn secs(&self, samples: usize) -> f64 {
+        samples as f64 / f64::from(self.rate.max(1))
+    }
+
+    /// Words in this synthesis.
+    fn word_count(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Seconds of audio rendered so far (all of it, once [`Render::next`] returned `None`).
+    fn audio_secs(&self) -> f64 {
+        self.secs(self.samples)
+    }
+
+    fn release_words(&mut self, through: usize) {
+        while self.ready.front().is_some_and(|w| w.end_sample <= through) {
+            let Some(w) = self.ready.pop_front() else { break };
+            self.out.push_back(Out::Word(w));
+        }
+    }
+
+    /// The next frame, or `None` at the end of the audio.
+    fn next(&mut self) -> Option<Out> {
+        loop {
+            if let Some(out) = self.out.pop_front() {
+                return Some(out);
+            }
+            if self.done {
+                return None;
+            }
+            let Some((piece_index, piece)) = self.synth.next() else {
+                self.done = true;
+                if !self.pcm.is_empty() {
+                    self.out.push_back(Out::Chunk(std::mem::take(&mut self.pcm)));
+                }
+                self.release_words(usize::MAX);
+                continue;
+            };
+            // Piece 0 is the lead-in and start marker; piece k ≥ 1 is text byte k − 1.
+            if let Some(byte) = piece_index.checked_sub(1)
+                && let Some(&(s, e)) = self.spans.get(self.next_span)
+            {
+                if byte == s {
+                    self.word_start = self.samples;
+                }
+                if byte + 1 == e {
+                    let tone = (piece.len() as f64 * TONE_SHARE).round() as usize;
+                    let end_sample = self.samples + tone;
+                    let word = TimedWord {
+                        id: self.base_id + self.next_span,
+                        word: self
+                            .labels
+                            .get(self.next_span)
+                            .cloned()
+                            .unwrap_or_default(),
+                        start: round3(self.base_secs + self.secs(self.word_start)),
+                        end: round3(self.base_secs + self.secs(end_sample)),
+                        end_sample,
+                    };
+                    self.ready.push_back(word);
+                    self.next_span += 1;
+                }
+            }
+            self.samples += piece.len();
+            for s in piece {
+                self.pcm.extend_from_slice(&s.to_le_bytes());
+            }
+            while self.pcm.len() >= CHUNK_BYTES {
+                let rest = self.pcm.split_off(CHUNK_BYTES);
+                let chunk = std::mem::replace(&mut self.pcm, rest);
+                self.sent_samples += chunk.len() / 2;
+                self.out.push_back(Out::Chunk(chunk));
+                self.release_words(self.sent_samples);
+            }
+        }
+    }
+}
+
+/// One continuation context (API.md §3.5.1): the text of its fragments not released yet.
+struct Context {
+    id: String,
+    buffer: String,
+    /// Arrival of the fragment the oldest unreleased text came with (approximately: after a
+    /// release at a sentence boundary, the latest fragment's).
+    since: Option<Instant>,
+    last_arrival: Instant,
+    /// The settings of its latest fragment.
+    last: Request,
+    max_delay: Option<Duration>,
+    /// A fragment with `continue: false` arrived.
+    closed: bool,
+    /// Releases whose `complete` was sent.
+    releases: usize,
+}
+
+/// The end (exclusive) of the last sentence of `text`: a `.`, `!` or `?` followed by whitespace or
+/// at the end.
+fn sentence_end(text: &str) -> Option<usize> {
+    text.char_indices()
+        .filter(|&(i, c)| {
+            matches!(c, '.' | '!' | '?')
+                && text[i + 1..].chars().next().is_none_or(char::is_whitespace)
+        })
+        .map(|(i, _)| i + 1)
+        .last()
+}
+
+impl Context {
+    /// How many bytes of the buffer are due for release at `now`.
+    fn due(&self, now: Instant) -> Option<usize> {
+        if let Some(end) = sentence_end(&self.buffer) {
+            return Some(end);
+        }
+        if self.buffer.trim().is_empty() {
+            return None;
+        }
+        if self.closed {
+            return Some(self.buffer.len());
+        }
+        self.deadline()
+            .filter(|&at| now >= at)
+            .map(|_| self.buffer.len())
+    }
+
+    /// When `max_buffer_delay_ms` releases the buffer.
+    fn deadline(&self) -> Option<Instant> {
+        if self.closed || self.buffer.trim().is_empty() {
+            return None;
+        }
+        Some(self.since? + self.max_delay?)
+    }
+
+    /// Closed, with nothing left worth synthesising (a whitespace-only rest is dropped).
+    fn finished(&self) -> bool {
+        self.closed && self.buffer.trim().is_empty()
+    }
+}
+
+/// Where a release is.
+enum Phase {
+    /// Holding its TTS slot through the configured latency.
+    Latency(Instant),
+    /// Sending its frames.
+    Streaming,
+    /// Audio sent, slot freed; `complete` is due at this instant.
+    Backoff(Instant),
+}
+
+/// The synthesis of one release of the head context.
+struct Release {
+    context: String,
+    task: String,
+    render: Render,
+    slot: Option<TtsSlot>,
+    phase: Phase,
+    backoff: Duration,
+    session_id: Option<String>,
+    request_id: Option<String>,
+}
+
+/// The continuation contexts of a socket: served one at a time, in order of their first fragment.
+#[derive(Default)]
+struct Live {
+    queue: VecDeque<Context>,
+    release: Option<Release>,
+    /// Contexts cancelled (or dropped) on this socket, most recent last; their later fragments
+    /// are ignored.
+    cancelled: VecDeque<String>,
+}
+
+/// Cancelled context ids remembered per socket.
+const REMEMBERED_CANCELS: usize = 1024;
+
+impl Live {
+    fn streaming(&self) -> bool {
+        matches!(
+            self.release.as_ref().map(|r| &r.phase),
+            Some(Phase::Streaming)
+        )
+    }
+
+    /// The next instant a timer moves the contexts on.
+    fn deadline(&self) -> Option<Instant> {
+        match &self.release {
+            Some(r) => match r.phase {
+                Phase::Latency(at) | Phase::Backoff(at) => Some(at),
+                Phase::Streaming => None,
+            },
+            None => self.queue.front().and_then(Context::deadline),
+        }
+    }
+
+    /// Drops a context (its release too, at once); remembers its id. `false` if it was unknown.
+    fn remove(&mut self, id: &str) -> bool {
+        let Some(index) = self.queue.iter().position(|c| c.id == id) else {
+            return false;
+        };
+        self.queue.remove(index);
+        if self.release.as_ref().is_some_and(|r| r.context == id) {
+            // Frees the TTS slot, if still held.
+            self.release = None;
+        }
+        if self.cancelled.len() >= REMEMBERED_CANCELS {
+            self.cancelled.pop_front();
+        }
+        self.cancelled.push_back(id.to_owned());
+        true
+    }
+
+    fn is_cancelled(&self, id: &str) -> bool {
+        self.cancelled.iter().any(|c| c == id)
+    }
+}
+
 struct Session {
     state: Arc<State>,
     key: String,
@@ -391,16 +709,58 @@ async fn sleep_until_some(at: Option<Instant>) {
     }
 }
 
+/// What handling one incoming message did.
+enum Handled {
+    /// A client message was handled (the idle timer restarts).
+    Message,
+    /// A control frame (nothing to do).
+    Control,
+    /// The connection is gone or closed.
+    Closed,
+}
+
 impl Session {
     async fn run(self, mut socket: Socket, _lease: Lease) {
         let mut shutdown = self.state.ws.shutdown_signal();
         let mut pending: Option<Pending> = None;
+        let mut live = Live::default();
         let mut idle_deadline = Instant::now() + self.idle;
         loop {
+            if *shutdown.borrow() {
+                ws::close(&mut socket, CloseCode::Away, "server shutting down").await;
+                return;
+            }
+            if let Flow::Closed = self.advance(&mut socket, &mut live).await {
+                return;
+            }
+            if live.streaming() {
+                // Between two frames of a release, handle whatever the client sent (a cancel
+                // stops the release before its next frame).
+                if let Some(message) = socket.next().now_or_never() {
+                    match self
+                        .on_message(&mut socket, &mut pending, &mut live, message)
+                        .await
+                    {
+                        Handled::Closed => return,
+                        Handled::Message => idle_deadline = Instant::now() + self.idle,
+                        Handled::Control => {}
+                    }
+                    continue;
+                }
+                match self.step(&mut socket, &mut live).await {
+                    Ok(true) => idle_deadline = Instant::now() + self.idle,
+                    Ok(false) => {}
+                    Err(()) => return,
+                }
+                continue;
+            }
             let flush_at = pending.as_ref().and_then(Pending::flush_at);
+            let live_at = live.deadline();
+            // The idle timer does not run while a release is being generated.
+            let idle_at = live.release.is_none().then_some(idle_deadline);
             let message = tokio::select! {
                 message = socket.next() => message,
-                () = tokio::time::sleep_until(idle_deadline) => {
+                () = sleep_until_some(idle_at) => {
                     let message = format!(
                         "Connection timed out after {} seconds of inactivity",
                         self.idle_secs
@@ -422,35 +782,349 @@ impl Session {
                     idle_deadline = Instant::now() + self.idle;
                     continue;
                 }
+                () = sleep_until_some(live_at) => {
+                    match self.on_timer(&mut socket, &mut live).await {
+                        Ok(true) => idle_deadline = Instant::now() + self.idle,
+                        Ok(false) => {}
+                        Err(()) => return,
+                    }
+                    continue;
+                }
                 () = ws::shut_down(&mut shutdown) => {
                     ws::close(&mut socket, CloseCode::Away, "server shutting down").await;
                     return;
                 }
             };
-            let flow = match message {
-                None | Some(Err(_)) => return,
-                Some(Ok(Message::Text(text))) => {
-                    self.handle(&mut socket, &mut pending, text.as_str()).await
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    let frame = json!({
-                        "status": "error",
-                        "message": "Binary frames are not supported: send each request as a JSON text frame.",
-                    });
-                    match ws::send_json(&mut socket, &frame).await {
-                        Ok(()) => Flow::Open,
-                        Err(()) => Flow::Closed,
-                    }
-                }
-                // Control frames: pings are answered by the protocol layer, and after a close the
-                // next read flushes the reply and ends the stream.
-                Some(Ok(_)) => continue,
-            };
-            if let Flow::Closed = flow {
-                return;
+            match self
+                .on_message(&mut socket, &mut pending, &mut live, message)
+                .await
+            {
+                Handled::Closed => return,
+                Handled::Message => idle_deadline = Instant::now() + self.idle,
+                Handled::Control => {}
             }
-            idle_deadline = Instant::now() + self.idle;
         }
+    }
+
+    async fn on_message(
+        &self,
+        socket: &mut Socket,
+        pending: &mut Option<Pending>,
+        live: &mut Live,
+        message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> Handled {
+        let flow = match message {
+            None | Some(Err(_)) => return Handled::Closed,
+            Some(Ok(Message::Text(text))) => {
+                self.dispatch(socket, pending, live, text.as_str()).await
+            }
+            Some(Ok(Message::Binary(_))) => {
+                let frame = json!({
+                    "status": "error",
+                    "message": "Binary frames are not supported: send each request as a JSON text frame.",
+                });
+                match ws::send_json(socket, &frame).await {
+                    Ok(()) => Flow::Open,
+                    Err(()) => Flow::Closed,
+                }
+            }
+            // Control frames: pings are answered by the protocol layer, and after a close the
+            // next read flushes the reply and ends the stream.
+            Some(Ok(_)) => return Handled::Control,
+        };
+        match flow {
+            Flow::Open => Handled::Message,
+            Flow::Closed => Handled::Closed,
+        }
+    }
+
+    /// Routes one text message: a cancellation, a continuation fragment, a keepalive, or a
+    /// legacy request.
+    async fn dispatch(
+        &self,
+        socket: &mut Socket,
+        pending: &mut Option<Pending>,
+        live: &mut Live,
+        raw: &str,
+    ) -> Flow {
+        let value = serde_json::from_str::<Value>(raw).ok();
+        if let Some(obj) = value.as_ref().and_then(Value::as_object) {
+            let context_id = obj.get("context_id");
+            if obj.get("cancel_request") == Some(&Value::Bool(true)) {
+                return match context_id {
+                    Some(Value::String(id)) => {
+                        // Unknown and finished contexts: nothing to do.
+                        live.remove(id);
+                        Flow::Open
+                    }
+                    _ => {
+                        self.error_frame(
+                            socket,
+                            "Invalid request: context_id: a cancel_request needs the context_id \
+                             (a string) of the context to cancel",
+                        )
+                        .await
+                    }
+                };
+            }
+            match context_id {
+                Some(Value::String(id)) => return self.fragment(socket, live, id, raw).await,
+                None | Some(Value::Null) => {}
+                Some(other) => {
+                    let message = format!(
+                        "Invalid request: context_id: Expected string, received {}",
+                        type_name(other)
+                    );
+                    return self.error_frame(socket, &message).await;
+                }
+            }
+            // A keepalive (Pipecat sends `{"text":" ",…}` every 30 s): nothing but the idle
+            // timer's restart, unless a legacy request is buffering text.
+            let blank = obj
+                .get("text")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.trim().is_empty());
+            let cont = obj.get("continue") == Some(&Value::Bool(true));
+            let flush = obj.get("flush") == Some(&Value::Bool(true));
+            if blank && cont && !flush && pending.as_ref().is_none_or(|p| p.buffer.is_empty()) {
+                return Flow::Open;
+            }
+        }
+        self.handle(socket, pending, raw).await
+    }
+
+    /// An error frame about context `id` (carrying its `context_id` when echoing).
+    async fn context_error(&self, socket: &mut Socket, id: &str, message: &str) -> Flow {
+        let mut frame = json!({ "status": "error", "message": message });
+        if self.state.settings.ws.echo_context_id {
+            frame["context_id"] = Value::from(id);
+        }
+        match ws::send_json(socket, &frame).await {
+            Ok(()) => Flow::Open,
+            Err(()) => Flow::Closed,
+        }
+    }
+
+    /// A continuation fragment: joins its text to its context (opening one, queued behind the
+    /// others, for a new `context_id`).
+    async fn fragment(&self, socket: &mut Socket, live: &mut Live, id: &str, raw: &str) -> Flow {
+        if live.is_cancelled(id) {
+            // A fragment that crossed its cancellation (or arrived after its context was dropped).
+            return Flow::Open;
+        }
+        if id.is_empty() {
+            return self
+                .error_frame(socket, "Invalid request: context_id: must not be empty")
+                .await;
+        }
+        let scope = Scope::of(&self.state, &self.key);
+        let mut request = match parse_message(raw, &scope, true) {
+            Ok(r) => r,
+            Err(message) => return self.context_error(socket, id, &message).await,
+        };
+        let now = Instant::now();
+        let text = std::mem::take(&mut request.text);
+        let max_delay = request.max_buffer_delay;
+        let closes = !request.cont;
+        let index = match live.queue.iter().position(|c| c.id == id) {
+            Some(i) => {
+                if live.queue[i].closed {
+                    let message = format!(
+                        "Invalid request: context_id: context '{id}' was closed by a fragment \
+                         with continue: false; its audio is still being sent. Use a new \
+                         context_id."
+                    );
+                    return self.context_error(socket, id, &message).await;
+                }
+                live.queue[i].last = request;
+                i
+            }
+            None => {
+                live.queue.push_back(Context {
+                    id: id.to_owned(),
+                    buffer: String::new(),
+                    since: None,
+                    last_arrival: now,
+                    max_delay: None,
+                    closed: false,
+                    releases: 0,
+                    last: request,
+                });
+                live.queue.len() - 1
+            }
+        };
+        let Some(ctx) = live.queue.get_mut(index) else {
+            return Flow::Open;
+        };
+        if ctx.buffer.len() + text.len() > MAX_BUFFERED_BYTES {
+            live.remove(id);
+            let message = format!(
+                "Too much buffered text: a context may buffer at most {} KiB before it is \
+                 released; the context was dropped.",
+                MAX_BUFFERED_BYTES / 1024
+            );
+            return self.context_error(socket, id, &message).await;
+        }
+        if ctx.buffer.trim().is_empty() && !text.trim().is_empty() {
+            ctx.since = Some(now);
+        }
+        ctx.buffer.push_str(&text);
+        ctx.last_arrival = now;
+        if max_delay.is_some() {
+            ctx.max_delay = max_delay;
+        }
+        ctx.closed = closes;
+        Flow::Open
+    }
+
+    /// Starts the head context's next release when one is due, and retires finished contexts.
+    async fn advance(&self, socket: &mut Socket, live: &mut Live) -> Flow {
+        while live.release.is_none() {
+            let now = Instant::now();
+            let Some(head) = live.queue.front_mut() else {
+                break;
+            };
+            if let Some(end) = head.due(now) {
+                let rest = head.buffer.split_off(end);
+                let text = std::mem::replace(&mut head.buffer, rest);
+                head.since = (!head.buffer.trim().is_empty()).then_some(head.last_arrival);
+                let id = head.id.clone();
+                let Some(slot) = self.state.try_acquire_tts(&self.key) else {
+                    live.remove(&id);
+                    let message = self.too_many_message();
+                    return self.context_error(socket, &id, &message).await;
+                };
+                let spoken = self
+                    .state
+                    .library
+                    .respell(&self.key, text.clone(), &head.last.dicts);
+                let latency = self.state.settings.tts_latency;
+                live.release = Some(Release {
+                    context: id,
+                    task: format!("task_{}", self.state.new_id()),
+                    render: Render::new(&text, &spoken, &head.last, 0, 0.0),
+                    slot: Some(slot),
+                    phase: if latency.is_zero() {
+                        Phase::Streaming
+                    } else {
+                        Phase::Latency(now + latency)
+                    },
+                    backoff: head
+                        .last
+                        .complete_backoff
+                        .unwrap_or(self.state.settings.ws.complete_backoff),
+                    session_id: head.last.params.session_id.clone(),
+                    request_id: head.last.params.request_id.clone(),
+                });
+                break;
+            }
+            if !head.finished() {
+                break;
+            }
+            let spoke = head.releases > 0;
+            live.queue.pop_front();
+            if spoke && self.state.settings.ws.close_after_complete {
+                ws::close(socket, CloseCode::Normal, "").await;
+                return Flow::Closed;
+            }
+        }
+        Flow::Open
+    }
+
+    /// A release's timer fired: its latency is over, or its `complete` is due. `Ok(true)` when a
+    /// `complete` was sent.
+    async fn on_timer(&self, socket: &mut Socket, live: &mut Live) -> Result<bool, ()> {
+        let now = Instant::now();
+        let Some(release) = live.release.as_mut() else {
+            // The head's `max_buffer_delay_ms`: `advance` releases it.
+            return Ok(false);
+        };
+        match release.phase {
+            Phase::Latency(at) if now >= at => {
+                release.phase = Phase::Streaming;
+                Ok(false)
+            }
+            Phase::Backoff(at) if now >= at => self.complete(socket, live).await.map(|()| true),
+            _ => Ok(false),
+        }
+    }
+
+    /// Sends the next frame of the streaming release. `Ok(true)` when its `complete` was sent.
+    async fn step(&self, socket: &mut Socket, live: &mut Live) -> Result<bool, ()> {
+        let Some(release) = live.release.as_mut() else {
+            return Ok(false);
+        };
+        let echo = self.state.settings.ws.echo_context_id;
+        let frame = |status, data| Frame {
+            session_id: &self.id,
+            request_id: &release.task,
+            external_session_id: release.session_id.as_deref(),
+            external_request_id: release.request_id.as_deref(),
+            context_id: echo.then_some(release.context.as_str()),
+            status,
+            data,
+        };
+        match release.render.next() {
+            Some(Out::Chunk(pcm)) => {
+                let audio = base64::engine::general_purpose::STANDARD.encode(&pcm);
+                ws::send_json(socket, &frame("chunk", Some(Data::Audio { audio }))).await?;
+                Ok(false)
+            }
+            Some(Out::Word(w)) => {
+                let data = Data::Word {
+                    id: w.id,
+                    word: &w.word,
+                    start: w.start,
+                    end: w.end,
+                };
+                ws::send_json(socket, &frame("word_timestamp", Some(data))).await?;
+                Ok(false)
+            }
+            None => {
+                // The last audio frame is out: the slot is free during the backoff.
+                release.slot = None;
+                if release.backoff.is_zero() {
+                    self.complete(socket, live).await.map(|()| true)
+                } else {
+                    release.phase = Phase::Backoff(Instant::now() + release.backoff);
+                    Ok(false)
+                }
+            }
+        }
+    }
+
+    /// Sends the current release's `complete` and ends it.
+    async fn complete(&self, socket: &mut Socket, live: &mut Live) -> Result<(), ()> {
+        let Some(release) = live.release.take() else {
+            return Ok(());
+        };
+        let frame = Frame {
+            session_id: &self.id,
+            request_id: &release.task,
+            external_session_id: release.session_id.as_deref(),
+            external_request_id: release.request_id.as_deref(),
+            context_id: self
+                .state
+                .settings
+                .ws
+                .echo_context_id
+                .then_some(release.context.as_str()),
+            status: "complete",
+            data: None,
+        };
+        ws::send_json(socket, &frame).await?;
+        if let Some(ctx) = live.queue.iter_mut().find(|c| c.id == release.context) {
+            ctx.releases += 1;
+        }
+        Ok(())
+    }
+
+    fn too_many_message(&self) -> String {
+        format!(
+            "Too many concurrent requests: this API key already has {} text-to-speech request(s) \
+             in flight, its concurrency limit. Wait for one to finish before sending another.",
+            self.state.settings.tts_concurrency
+        )
     }
 
     async fn error_frame(&self, socket: &mut Socket, message: &str) -> Flow {
@@ -463,7 +1137,7 @@ impl Session {
 
     async fn handle(&self, socket: &mut Socket, pending: &mut Option<Pending>, raw: &str) -> Flow {
         let scope = Scope::of(&self.state, &self.key);
-        let request = match parse_message(raw, &scope) {
+        let request = match parse_message(raw, &scope, false) {
             Ok(r) => r,
             Err(message) => return self.error_frame(socket, &message).await,
         };
@@ -539,43 +1213,13 @@ impl Session {
             request_id: &p.task,
             external_session_id: p.last.params.session_id.as_deref(),
             external_request_id: p.last.params.request_id.as_deref(),
+            context_id: None,
             status,
             data,
         }
     }
 
-    async fn send_chunk(&self, socket: &mut Socket, p: &Pending, pcm: &[u8]) -> Result<(), Abort> {
-        let audio = base64::engine::general_purpose::STANDARD.encode(pcm);
-        let frame = self.frame(p, "chunk", Some(Data::Audio { audio }));
-        ws::send_json(socket, &frame)
-            .await
-            .map_err(|()| Abort::Gone)
-    }
-
-    /// Sends the words whose audio has been sent (`through` samples of this synthesis).
-    async fn send_words(
-        &self,
-        socket: &mut Socket,
-        p: &Pending,
-        ready: &mut std::collections::VecDeque<TimedWord>,
-        through: usize,
-    ) -> Result<(), Abort> {
-        while ready.front().is_some_and(|w| w.end_sample <= through) {
-            let Some(w) = ready.pop_front() else { break };
-            let data = Data::Word {
-                id: w.id,
-                word: &w.word,
-                start: w.start,
-                end: w.end,
-            };
-            ws::send_json(socket, &self.frame(p, "word_timestamp", Some(data)))
-                .await
-                .map_err(|()| Abort::Gone)?;
-        }
-        Ok(())
-    }
-
-    /// Synthesises the buffered text as one utterance and sends its frames.
+    /// Synthesises the buffered text of a legacy request as one utterance and sends its frames.
     async fn synthesize(&self, socket: &mut Socket, p: &mut Pending) -> Result<(), Abort> {
         let text = std::mem::take(&mut p.buffer);
         p.buffered_since = None;
@@ -583,11 +1227,7 @@ impl Session {
             return Ok(());
         }
         let Some(slot) = self.state.try_acquire_tts(&self.key) else {
-            let message = format!(
-                "Too many concurrent requests: this API key already has {} text-to-speech request(s) \
-                 in flight, its concurrency limit. Wait for one to finish before sending another.",
-                self.state.settings.tts_concurrency
-            );
+            let message = self.too_many_message();
             return match self.error_frame(socket, &message).await {
                 Flow::Open => Err(Abort::Refused),
                 Flow::Closed => Err(Abort::Gone),
@@ -601,75 +1241,29 @@ impl Session {
             .state
             .library
             .respell(&self.key, text.clone(), &p.last.dicts);
-        let rate = p.last.params.sample_rate;
-        let secs = |samples: usize| samples as f64 / f64::from(rate.max(1));
-
-        // Words to time: the spoken words, labelled with the input's words when they correspond
-        // one to one (a dictionary may respell a word as several).
-        let timed = p.last.word_timestamps && TIMESTAMP_VOICES.contains(&p.last.voice_id.as_str());
-        let spans = if timed {
-            word_spans(&spoken)
-        } else {
-            Vec::new()
-        };
-        let input_spans = if timed { word_spans(&text) } else { Vec::new() };
-        let labels: Vec<&str> = if input_spans.len() == spans.len() {
-            input_spans.iter().map(|&(s, e)| &text[s..e]).collect()
-        } else {
-            spans.iter().map(|&(s, e)| &spoken[s..e]).collect()
-        };
-        let mut next_span = 0;
-        let mut word_start = 0usize;
-        let mut ready = std::collections::VecDeque::new();
-
-        let mut pcm: Vec<u8> = Vec::with_capacity(CHUNK_BYTES * 2);
-        let mut samples = 0usize;
-        let mut sent_samples = 0usize;
-        for (piece_index, piece) in Synthesizer::new(&spoken, rate, p.last.params.speed).enumerate()
-        {
-            // Piece 0 is the lead-in and start marker; piece k ≥ 1 is text byte k − 1.
-            if let Some(byte) = piece_index.checked_sub(1)
-                && let Some(&(s, e)) = spans.get(next_span)
-            {
-                if byte == s {
-                    word_start = samples;
+        let mut render = Render::new(&text, &spoken, &p.last, p.next_word_id, p.audio_secs);
+        while let Some(out) = render.next() {
+            let sent = match out {
+                Out::Chunk(pcm) => {
+                    let audio = base64::engine::general_purpose::STANDARD.encode(&pcm);
+                    ws::send_json(socket, &self.frame(p, "chunk", Some(Data::Audio { audio })))
+                        .await
                 }
-                if byte + 1 == e {
-                    let tone = (piece.len() as f64 * TONE_SHARE).round() as usize;
-                    let end_sample = samples + tone;
-                    ready.push_back(TimedWord {
-                        id: p.next_word_id + next_span,
-                        word: labels
-                            .get(next_span)
-                            .copied()
-                            .unwrap_or_default()
-                            .to_owned(),
-                        start: round3(p.audio_secs + secs(word_start)),
-                        end: round3(p.audio_secs + secs(end_sample)),
-                        end_sample,
-                    });
-                    next_span += 1;
+                Out::Word(w) => {
+                    let data = Data::Word {
+                        id: w.id,
+                        word: &w.word,
+                        start: w.start,
+                        end: w.end,
+                    };
+                    ws::send_json(socket, &self.frame(p, "word_timestamp", Some(data))).await
                 }
-            }
-            samples += piece.len();
-            for s in piece {
-                pcm.extend_from_slice(&s.to_le_bytes());
-            }
-            while pcm.len() >= CHUNK_BYTES {
-                let rest = pcm.split_off(CHUNK_BYTES);
-                self.send_chunk(socket, p, &pcm).await?;
-                sent_samples += pcm.len() / 2;
-                pcm = rest;
-                self.send_words(socket, p, &mut ready, sent_samples).await?;
-            }
+            };
+            sent.map_err(|()| Abort::Gone)?;
         }
-        if !pcm.is_empty() {
-            self.send_chunk(socket, p, &pcm).await?;
-        }
-        self.send_words(socket, p, &mut ready, usize::MAX).await?;
         drop(slot);
-        p.next_word_id += spans.len();
-        p.audio_secs += secs(samples);
+        p.next_word_id += render.word_count();
+        p.audio_secs += render.audio_secs();
         Ok(())
     }
 }
@@ -692,13 +1286,14 @@ mod tests {
         let ok = parse_message(
             r#"{"voice_id":"meher","text":"","flush":true,"output_format":"mulaw","word_timestamps":true}"#,
             &scope,
+            false,
         );
         let ok = ok.ok();
         assert!(
             ok.as_ref()
                 .is_some_and(|r| r.flush && !r.cont && r.word_timestamps)
         );
-        let err = |raw: &str| parse_message(raw, &scope).err().unwrap_or_default();
+        let err = |raw: &str| parse_message(raw, &scope, false).err().unwrap_or_default();
         assert_eq!(
             err(r#"{"text":"hi"}"#),
             "Invalid request: voice_id: Required"
@@ -720,5 +1315,37 @@ mod tests {
             err("[1]"),
             "Invalid request: Expected object, received array"
         );
+        // Continuation fragments: `max_buffer_delay_ms` is an integer in 0..=10000.
+        let fragment = |raw: &str| parse_message(raw, &scope, true);
+        let ok = fragment(
+            r#"{"voice_id":"magnus","text":"a","context_id":"c","continue":true,"max_buffer_delay_ms":250}"#,
+        );
+        assert_eq!(
+            ok.ok().and_then(|r| r.max_buffer_delay),
+            Some(Duration::from_millis(250))
+        );
+        for bad in ["20000", "-1", "1.5", "\"5\""] {
+            let raw = format!(
+                r#"{{"voice_id":"magnus","text":"a","context_id":"c","max_buffer_delay_ms":{bad}}}"#
+            );
+            assert_eq!(
+                fragment(&raw).err().unwrap_or_default(),
+                format!(
+                    "Invalid request: max_buffer_delay_ms: Expected an integer from 0 to 10000, received {bad}"
+                )
+            );
+        }
+        // The legacy mode ignores it.
+        assert!(err(r#"{"text":"hi","voice_id":"magnus","max_buffer_delay_ms":-5}"#).is_empty());
+    }
+
+    #[test]
+    fn sentence_boundaries() {
+        assert_eq!(sentence_end("Hello world. How are"), Some(12));
+        assert_eq!(sentence_end(" How are you?"), Some(13));
+        assert_eq!(sentence_end("Pi is 3.14"), None);
+        assert_eq!(sentence_end("Wow! Really? Yes. a"), Some(17));
+        assert_eq!(sentence_end("no boundary"), None);
+        assert_eq!(sentence_end("Done.\u{a0}x"), Some(5));
     }
 }
