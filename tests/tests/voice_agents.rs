@@ -255,7 +255,10 @@ fn live_stt_survives_two_dropped_connections() {
         },
     )
     .times(2);
-    on_every_live_transport(emulator().fault(drops), LIMIT, |s| {
+    on_every_live_transport(emulator(), LIMIT, move |s| {
+        // The transports share the emulator: each gets its own drops.
+        s.emulator.clear_faults();
+        s.emulator.inject(drops.clone());
         let audio: Vec<u8> = smallest_emulator::speech::synthesize_pcm(TEXT, 16000, 1.0)
             .iter()
             .flat_map(|x| x.to_le_bytes())
@@ -314,7 +317,10 @@ fn live_stt_word_times_are_on_the_session_timeline_across_drops() {
         },
     )
     .times(1);
-    on_every_live_transport(emulator().fault(drops), LIMIT, |s| {
+    on_every_live_transport(emulator(), LIMIT, move |s| {
+        // The transports share the emulator: each gets its own drops.
+        s.emulator.clear_faults();
+        s.emulator.inject(drops.clone());
         let audio: Vec<u8> = smallest_emulator::speech::synthesize_pcm(TEXT, 16000, 1.0)
             .iter()
             .flat_map(|x| x.to_le_bytes())

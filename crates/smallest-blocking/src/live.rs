@@ -458,7 +458,10 @@ impl<S: Session> Shared<S> {
     fn act<R>(&self, f: impl FnOnce(&mut S, Instant) -> Result<R, Error>) -> Result<R, Error> {
         let mut conn = self.lock_for_send();
         let out = f(conn.driver.session_mut(), Instant::now())?;
-        conn.write_queued()?;
+        if let Err(e) = conn.write_queued() {
+            // A session that reconnects replays what was sent: the verb succeeded.
+            conn.driver.handle_write_failure(e, Instant::now())?;
+        }
         Ok(out)
     }
 

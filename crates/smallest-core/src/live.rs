@@ -334,6 +334,20 @@ impl<S: LiveSession> LiveDriver<S> {
         self.session.handshake(config, key)
     }
 
+    /// A sender's write failed with `error`: `Ok` when the session reconnects (what it
+    /// sent is replayed on the new connection), else the error for the sender.
+    pub fn handle_write_failure(&mut self, error: Error, now: Instant) -> Result<(), Error> {
+        if !self.session.is_closed()
+            && (self.session.is_disconnected()
+                || self.session.handle_connection_lost(Some(&error), now))
+        {
+            tracing::info!(target: "smallest", error = crate::call::kind(&error), "live connection lost while writing");
+            self.lost_connection();
+            return Ok(());
+        }
+        Err(error)
+    }
+
     /// Forgets what belonged to the connection that is gone.
     fn lost_connection(&mut self) {
         self.waiting_since = None;

@@ -158,7 +158,11 @@ impl<S: Session, T: Transport> Conn<S, T> {
             return Ok(out);
         }
         let mut write = self.write.lock().await;
-        self.write_queued(&mut write).await?;
+        if let Err(e) = self.write_queued(&mut write).await {
+            // A session that reconnects replays what was sent: the verb succeeded.
+            self.drive(|d| d.handle_write_failure(e, Instant::now()))?;
+            self.wake.notify();
+        }
         Ok(out)
     }
 

@@ -212,9 +212,7 @@ fn buffer_delay(obj: &Map<String, Value>, issues: &mut Vec<String>) -> Option<Du
         _ => {
             issues.push(issue(
                 "max_buffer_delay_ms",
-                format_args!(
-                    "Expected an integer from 0 to {MAX_BUFFER_DELAY_MS}, received {v}"
-                ),
+                format_args!("Expected an integer from 0 to {MAX_BUFFER_DELAY_MS}, received {v}"),
             ));
             None
         }
@@ -496,7 +494,9 @@ impl Render {
 
     fn release_words(&mut self, through: usize) {
         while self.ready.front().is_some_and(|w| w.end_sample <= through) {
-            let Some(w) = self.ready.pop_front() else { break };
+            let Some(w) = self.ready.pop_front() else {
+                break;
+            };
             self.out.push_back(Out::Word(w));
         }
     }
@@ -513,7 +513,8 @@ impl Render {
             let Some((piece_index, piece)) = self.synth.next() else {
                 self.done = true;
                 if !self.pcm.is_empty() {
-                    self.out.push_back(Out::Chunk(std::mem::take(&mut self.pcm)));
+                    self.out
+                        .push_back(Out::Chunk(std::mem::take(&mut self.pcm)));
                 }
                 self.release_words(usize::MAX);
                 continue;
@@ -530,11 +531,7 @@ impl Render {
                     let end_sample = self.samples + tone;
                     let word = TimedWord {
                         id: self.base_id + self.next_span,
-                        word: self
-                            .labels
-                            .get(self.next_span)
-                            .cloned()
-                            .unwrap_or_default(),
+                        word: self.labels.get(self.next_span).cloned().unwrap_or_default(),
                         start: round3(self.base_secs + self.secs(self.word_start)),
                         end: round3(self.base_secs + self.secs(end_sample)),
                         end_sample,
