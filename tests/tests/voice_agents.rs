@@ -250,7 +250,7 @@ fn live_stt_survives_two_dropped_connections() {
     let drops = FaultRule::new(
         "/waves/v1/stt/live",
         Fault::WsDrop {
-            after_messages: 12,
+            after_messages: 30,
             after_ms: None,
         },
     )
@@ -263,7 +263,10 @@ fn live_stt_survives_two_dropped_connections() {
             .iter()
             .flat_map(|x| x.to_le_bytes())
             .collect();
-        let config = SttLiveConfig::new(SttLanguage::En).reconnect(SttReconnect::default());
+        // A final every six words: the replay is cut at the last one's end.
+        let config = SttLiveConfig::new(SttLanguage::En)
+            .max_words(6)
+            .reconnect(SttReconnect::default());
         let (tx, mut rx) = s.api.stt_live(config).unwrap();
         let writer = std::thread::spawn(move || {
             for frame in audio.chunks(3200) {
@@ -291,6 +294,7 @@ fn live_stt_survives_two_dropped_connections() {
                     offset,
                     ..
                 } => {
+                    finals.push(format!("<reconnected at {offset:.2} s>"));
                     reconnects = n;
                     assert!(offset >= last_end, "{s}: the timeline goes forward");
                     last_end = offset;
@@ -302,7 +306,18 @@ fn live_stt_survives_two_dropped_connections() {
         writer.join().unwrap();
         eprintln!("{s}: {reconnects} reconnects, finals: {finals:?}");
         assert_eq!(reconnects, 2, "{s}: one Reconnected per drop");
-        assert_eq!(finals.join(" "), TEXT, "{s}: the whole transcript, once");
+        let text: Vec<&str> = finals
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !f.starts_with('<'))
+            .collect();
+        assert!(text.len() > 3, "{s}: finals along the way: {finals:?}");
+        // Each drop came after a final: the replays were cut, not whole.
+        assert!(
+            !finals.iter().any(|f| f == "<reconnected at 0.00 s>"),
+            "{s}: {finals:?}"
+        );
+        assert_eq!(text.join(" "), TEXT, "{s}: the whole transcript, once");
     });
 }
 
