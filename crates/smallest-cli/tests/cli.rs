@@ -7,7 +7,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use smallest_core::tts::{RECOMMENDED_MAX_CHARS, TTS_PATH, split_text};
-use smallest_emulator::{Emulator, RunningEmulator, SAMPLE_AUDIO_TEXT, SAMPLE_AUDIO_URL};
+use smallest_emulator::{
+    Emulator, Fault, FaultRule, RunningEmulator, SAMPLE_AUDIO_TEXT, SAMPLE_AUDIO_URL,
+};
 
 const KEY: &str = "sk_cli_test_canary_4711";
 
@@ -666,6 +668,81 @@ fn tts_live_speaks_the_lines_of_stdin() {
     );
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("--format wav or pcm"));
+}
+
+#[test]
+fn tts_live_legacy_mode_and_stt_live_reconnect() {
+    let emulator = Emulator::builder().key(KEY).spawn().unwrap();
+    let dir = workdir("voiceagent");
+    // --no-continue: the pieces of one legacy request, the same words.
+    let out = smallest_with_stdin(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &[
+            "tts",
+            "--live",
+            "--no-continue",
+            "-o",
+            "legacy.wav",
+            "--sample-rate",
+            "16000",
+        ],
+        Some("The legacy mode.\nStill works fine.\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        ok(&dir, &emulator, &["stt", "legacy.wav"]),
+        "The legacy mode. Still works fine."
+    );
+    // The emulator drops the live STT socket once mid-file: --reconnect goes on, says
+    // so on stderr, and the transcript is whole.
+    emulator.inject(
+        FaultRule::new(
+            "/waves/v1/stt/live",
+            Fault::WsDrop {
+                after_messages: 3,
+                after_ms: None,
+            },
+        )
+        .times(1),
+    );
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["stt", "--live", "legacy.wav", "--pace", "0", "--reconnect"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "The legacy mode. Still works fine.");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the connection dropped: reconnected (1)"),
+        "{stderr}"
+    );
+    // Without --reconnect the same drop fails the command: the transcript is incomplete.
+    emulator.inject(
+        FaultRule::new(
+            "/waves/v1/stt/live",
+            Fault::WsDrop {
+                after_messages: 3,
+                after_ms: None,
+            },
+        )
+        .times(1),
+    );
+    let out = smallest(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["stt", "--live", "legacy.wav", "--pace", "0"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("incomplete"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
