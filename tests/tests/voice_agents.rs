@@ -373,3 +373,49 @@ fn live_stt_word_times_are_on_the_session_timeline_across_drops() {
         assert!(words.last().unwrap().2 <= seconds + 0.01, "{s}: {words:?}");
     });
 }
+
+#[test]
+fn live_stt_reconnects_after_a_1011_close_and_a_1000_is_the_end() {
+    const TEXT: &str = "Closed with an internal error, then resumed on a new connection.";
+    let close = FaultRule::new(
+        "/waves/v1/stt/live",
+        Fault::WsClose {
+            code: 1011,
+            after_messages: 25,
+        },
+    )
+    .times(1);
+    on_every_live_transport(emulator(), LIMIT, move |s| {
+        s.emulator.clear_faults();
+        s.emulator.inject(close.clone());
+        let audio: Vec<u8> = smallest_emulator::speech::synthesize_pcm(TEXT, 16000, 1.0)
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let config = SttLiveConfig::new(SttLanguage::En)
+            .max_words(5)
+            .reconnect(SttReconnect::default());
+        let (tx, mut rx) = s.api.stt_live(config).unwrap();
+        for frame in audio.chunks(3200) {
+            tx.send_audio(frame).unwrap();
+        }
+        tx.close_stream().unwrap();
+        let mut finals = Vec::new();
+        let mut reconnects = 0;
+        let mut closed = None;
+        while let Some(event) = rx.recv() {
+            match event.unwrap_or_else(|e| panic!("{s}: {e}")) {
+                SttLiveEvent::Transcript(t) if t.is_final && !t.text.trim().is_empty() => {
+                    finals.push(t.text.trim().to_owned());
+                }
+                SttLiveEvent::Reconnected { reconnects: n, .. } => reconnects = n,
+                SttLiveEvent::Closed { code, .. } => closed = Some(code),
+                _ => {}
+            }
+        }
+        assert_eq!(reconnects, 1, "{s}");
+        assert_eq!(finals.join(" "), TEXT, "{s}");
+        // The session's own end (after is_last) is a normal close, not a reconnect.
+        assert_eq!(closed, Some(Some(1000)), "{s}");
+    });
+}
