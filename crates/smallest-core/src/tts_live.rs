@@ -1329,7 +1329,13 @@ impl TtsLiveSession {
         close: bool,
         now: Instant,
     ) -> u64 {
-        if self.context(&id).is_none() {
+        let position = self
+            .in_flight
+            .iter()
+            .position(|r| r.context_id() == Some(&id));
+        let position = if let Some(p) = position {
+            p
+        } else {
             let index = self.begin(now);
             self.in_flight.push_back(InFlight {
                 index,
@@ -1346,21 +1352,21 @@ impl TtsLiveSession {
                 segment: 0,
                 last_frame: None,
             });
+            self.in_flight.len() - 1
+        };
+        let mut index = 0;
+        if let Some(r) = self.in_flight.get_mut(position) {
+            index = r.index;
+            if let Some(c) = r.context.as_mut() {
+                if !c.heard {
+                    c.sent.push(message.clone());
+                }
+                if close {
+                    c.closed = true;
+                    r.last_frame = Some(now);
+                }
+            }
         }
-        let r = self
-            .in_flight
-            .iter_mut()
-            .find(|r| r.context_id() == Some(&id))
-            .expect("the context was just opened");
-        let c = r.context.as_mut().expect("a context entry");
-        if !c.heard {
-            c.sent.push(message.clone());
-        }
-        if close {
-            c.closed = true;
-            r.last_frame = Some(now);
-        }
-        let index = r.index;
         self.outgoing.push_back(message);
         self.touch(now);
         index

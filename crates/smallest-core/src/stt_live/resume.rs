@@ -174,7 +174,7 @@ impl Resume {
     }
 
     pub(super) fn set_policy(&mut self, policy: &RetryPolicy, seed: u64) {
-        self.policy = policy.clone();
+        self.policy = *policy;
         self.seed = seed | 1;
     }
 

@@ -581,7 +581,7 @@ fn sentence_end(text: &str) -> Option<usize> {
                 && text[i + 1..].chars().next().is_none_or(char::is_whitespace)
         })
         .map(|(i, _)| i + 1)
-        .last()
+        .next_back()
 }
 
 impl Context {
