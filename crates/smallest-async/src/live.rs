@@ -37,7 +37,7 @@ impl Client {
     /// the server's error ([`Error::Api`]).
     pub async fn tts_live(&self, config: TtsLiveConfig) -> Result<TtsLive, Error> {
         config.validate()?;
-        let permit = self.options.tts_limiter().acquire().await;
+        let permit = self.options.limits().tts_slot().await?;
         let key = smallest_net::nonce16();
         let (request, upgrade) = config.handshake(&self.inner.config, key)?;
         let ws = self.connect_websocket(request, &upgrade).await?;
@@ -57,11 +57,13 @@ impl Client {
     /// validated first; a refused upgrade is the server's error ([`Error::Api`]).
     pub async fn stt_live(&self, config: SttLiveConfig) -> Result<SttLive, Error> {
         config.validate()?;
+        // One of the account's live STT sessions, held until the connection ends.
+        let permit = self.options.limits().stt_session().await?;
         let key = smallest_net::nonce16();
         let (request, upgrade) = config.handshake(&self.inner.config, key)?;
         let ws = self.connect_websocket(request, &upgrade).await?;
         let session = SttLiveSession::new(config, Instant::now())?;
-        let driver = LiveDriver::new(session, None, &self.options)
+        let driver = LiveDriver::new(session, Some(permit), &self.options)
             .seeded(&self.options, smallest_net::seed())
             .redacting(&self.inner.config);
         let (conn, inner) = open(ws, driver, self.clone());

@@ -53,7 +53,7 @@ impl Client {
     /// bad key, 400 for a bad parameter …).
     pub fn tts_live(&self, config: TtsLiveConfig) -> Result<TtsLive, Error> {
         config.validate()?;
-        let permit = crate::block_on(self.options.tts_limiter().acquire());
+        let permit = crate::block_on(self.options.limits().tts_slot())?;
         let (request, upgrade) = config.handshake(&self.inner.config, smallest_net::nonce16())?;
         let ws = self.connect_websocket(request, &upgrade)?;
         let session = TtsLiveSession::new(config, Instant::now())?;
@@ -76,10 +76,12 @@ impl Client {
     /// refused locally). A refused upgrade is the server's error ([`Error::Api`]).
     pub fn stt_live(&self, config: SttLiveConfig) -> Result<SttLive, Error> {
         config.validate()?;
+        // One of the account's live STT sessions, held until the connection ends.
+        let permit = crate::block_on(self.options.limits().stt_session())?;
         let (request, upgrade) = config.handshake(&self.inner.config, smallest_net::nonce16())?;
         let ws = self.connect_websocket(request, &upgrade)?;
         let session = SttLiveSession::new(config, Instant::now())?;
-        let driver = LiveDriver::new(session, None, &self.options)
+        let driver = LiveDriver::new(session, Some(permit), &self.options)
             .seeded(&self.options, smallest_net::seed())
             .redacting(&self.inner.config);
         let shared = Shared::open(ws, driver, self.clone());

@@ -56,6 +56,7 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -65,7 +66,8 @@ use http::{Request, Response};
 use crate::config::Config;
 use crate::endpoint::{BodyKind, Endpoint, prepare};
 use crate::error::{Error, MAX_ERROR_BODY, TimeoutPhase};
-use crate::limiter::{Acquire, TtsPermit};
+use crate::limiter::TtsPermit;
+use crate::limits::{Grant, LimitWait, Rate};
 use crate::options::{ClientOptions, RetryNotice, TimeLimits};
 use crate::retry::{RetryDecision, jitter_from_seed};
 
@@ -78,8 +80,9 @@ pub use upload::{ProgressHook, UPLOAD_CHUNK, UploadCounter, UploadOp, file_error
 /// What a call machine tells its transport to do next.
 #[must_use]
 pub enum Next<T> {
-    /// Wait for this TTS slot, then hand it to [`Call::slot_taken`].
-    TakeSlot(Acquire),
+    /// Wait for this limit (a TTS slot, or an STT request token before each attempt),
+    /// then hand what it gives to [`Call::slot_taken`].
+    TakeSlot(LimitWait),
     /// Send this request (complete, headers included) within [`Call::limits`], then
     /// report the outcome with `handle_head` + `handle_body`, or `handle_failure`.
     Send(Request<Bytes>),
@@ -263,6 +266,10 @@ pub trait Operation {
     type Output;
     /// Whether the call occupies a TTS slot.
     fn uses_tts_slot(&self) -> bool;
+    /// The STT model whose request rate each attempt counts against, if any.
+    fn stt_model(&self) -> Option<&str> {
+        None
+    }
     /// The complete request of one attempt (validated; headers and auth added).
     fn request(&self, config: &Config) -> Result<Request<Bytes>, Error>;
     /// The output from the head alone (a stream that starts), or `None` to read the body.
@@ -279,6 +286,9 @@ impl<E: Endpoint + ?Sized> Operation for &E {
     type Output = E::Output;
     fn uses_tts_slot(&self) -> bool {
         E::USES_TTS_SLOT
+    }
+    fn stt_model(&self) -> Option<&str> {
+        E::stt_model(self)
     }
     fn request(&self, config: &Config) -> Result<Request<Bytes>, Error> {
         prepare(*self, config)
@@ -297,6 +307,8 @@ pub struct Call<O: Operation> {
     config: Config,
     retries: Retries,
     slot: Option<TtsPermit>,
+    /// An STT request token is held for the next attempt.
+    token: bool,
     state: State<O::Output>,
     /// `smallest.call`: method, path; its events carry attempt, status, durations.
     span: tracing::Span,
@@ -306,6 +318,10 @@ pub struct Call<O: Operation> {
 enum State<T> {
     Start,
     NeedSlot(Request<Bytes>),
+    /// Before an attempt of an STT call: a request token of its model.
+    NeedToken(Option<Request<Bytes>>),
+    /// The model's rate is used up: sleep, then ask for a token again.
+    TokenBackoff(Option<Request<Bytes>>, Duration),
     Ready(Option<Request<Bytes>>),
     Sent,
     Reading {
@@ -332,6 +348,7 @@ impl<O: Operation> Call<O> {
             config: config.clone(),
             retries: Retries::new(options, seed),
             slot: None,
+            token: false,
             state: State::Start,
             span: tracing::Span::none(),
             started: None,
@@ -369,9 +386,34 @@ impl<O: Operation> Call<O> {
                 },
                 State::NeedSlot(request) => {
                     tracing::debug!(target: "smallest", parent: &self.span, "waiting for a TTS slot");
-                    let wait = self.retries.options.tts_limiter().acquire();
+                    let wait = LimitWait::slot(self.retries.options.limits().tts_slot());
                     self.state = State::NeedSlot(request);
                     return Next::TakeSlot(wait);
+                }
+                State::NeedToken(request) => {
+                    let Some(model) = self.op.stt_model() else {
+                        self.token = true;
+                        self.state = State::Ready(request);
+                        continue;
+                    };
+                    tracing::debug!(target: "smallest", parent: &self.span, model, "taking an STT request token");
+                    let mut wait =
+                        LimitWait::rate(self.retries.options.limits().stt_request(model, now));
+                    self.state = State::NeedToken(request);
+                    // A decision that needs no waiting (local limits, unlimited STT) is
+                    // taken here: the transport sees a wait only when there is one.
+                    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                    match std::pin::Pin::new(&mut wait).poll(&mut cx) {
+                        std::task::Poll::Ready(outcome) => self.slot_taken(outcome),
+                        std::task::Poll::Pending => return Next::TakeSlot(wait),
+                    }
+                }
+                State::TokenBackoff(request, delay) => {
+                    self.state = State::NeedToken(request);
+                    return Next::Sleep(delay);
+                }
+                State::Ready(request) if !self.token && self.op.stt_model().is_some() => {
+                    self.state = State::NeedToken(request);
                 }
                 State::Ready(request) => {
                     let request = match request {
@@ -385,6 +427,8 @@ impl<O: Operation> Call<O> {
                         },
                     };
                     self.retries.begin(now);
+                    // Each attempt spends its own token.
+                    self.token = false;
                     tracing::debug!(target: "smallest", parent: &self.span, attempt = self.retries.attempts, "sending");
                     self.state = State::Sent;
                     return Next::Send(request);
@@ -421,18 +465,38 @@ impl<O: Operation> Call<O> {
         }
     }
 
-    /// The TTS slot [`Next::TakeSlot`] asked for. The machine holds it until it ends.
-    pub fn slot_taken(&mut self, slot: TtsPermit) {
-        match std::mem::replace(&mut self.state, State::Sent) {
-            State::NeedSlot(request) => {
+    /// What the wait of [`Next::TakeSlot`] gave (a [`TtsPermit`] converts too). The
+    /// machine holds a TTS slot until it ends; a token is spent by the next attempt; a
+    /// refused token makes the machine sleep and ask again; an error (the limits
+    /// cannot be reached) ends the call with it.
+    pub fn slot_taken(&mut self, outcome: impl Into<Result<Grant, Error>>) {
+        match (
+            std::mem::replace(&mut self.state, State::Sent),
+            outcome.into(),
+        ) {
+            (State::NeedSlot(request), Ok(Grant::Slot(slot))) => {
                 tracing::debug!(target: "smallest", parent: &self.span, "TTS slot taken");
                 self.slot = Some(slot);
                 self.state = State::Ready(Some(request));
             }
-            state => {
+            (State::NeedToken(request), Ok(Grant::Rate(Rate::Granted))) => {
+                tracing::debug!(target: "smallest", parent: &self.span, "STT request token taken");
+                self.token = true;
+                self.state = State::Ready(request);
+            }
+            (State::NeedToken(request), Ok(Grant::Rate(Rate::RetryIn(delay)))) => {
+                tracing::debug!(
+                    target: "smallest",
+                    parent: &self.span,
+                    delay_ms = delay.as_millis() as u64,
+                    "STT request rate used up: waiting"
+                );
+                self.state = State::TokenBackoff(request, delay);
+            }
+            (State::NeedSlot(_) | State::NeedToken(_), Err(e)) => self.finish(Err(e)),
+            (state, _) => {
                 // Not asked for: give it straight back (and leave the state as it was).
                 self.state = state;
-                drop(slot);
             }
         }
     }
@@ -591,6 +655,7 @@ impl<O: Operation> fmt::Debug for Call<O> {
         let state = match &self.state {
             State::Start => "start",
             State::NeedSlot(_) => "waiting for a TTS slot",
+            State::NeedToken(_) | State::TokenBackoff(..) => "waiting for an STT request token",
             State::Ready(_) => "ready to send",
             State::Sent => "sent",
             State::Reading { .. } => "reading the body",

@@ -34,6 +34,12 @@ pub trait Endpoint {
     /// calls behind a limiter instead of provoking 429s.
     const USES_TTS_SLOT: bool = false;
 
+    /// The STT model whose requests-per-minute limit this request counts against
+    /// (API.md §8.4), if any.
+    fn stt_model(&self) -> Option<&str> {
+        None
+    }
+
     /// What a successful answer's body is, for the limit on reading it whole
     /// ([`BodyLimits`](crate::options::BodyLimits)).
     const BODY_KIND: BodyKind = BodyKind::Json;

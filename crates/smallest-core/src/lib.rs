@@ -96,6 +96,7 @@ pub mod endpoint;
 pub mod error;
 pub mod health;
 pub mod limiter;
+pub mod limits;
 pub mod live;
 pub mod options;
 pub mod proxy;
@@ -118,6 +119,7 @@ pub use error::{
 };
 pub use health::{Health, HealthStatus};
 pub use limiter::{TtsLimiter, TtsPermit};
+pub use limits::{LimitFuture, Limits, LocalLimits, Permit, Rate};
 pub use options::{
     BodyLimits, ClientBuilder, ClientOptions, FromOptions, RetryHook, RetryNotice, TimeLimits,
 };

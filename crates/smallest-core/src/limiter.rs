@@ -13,6 +13,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
+use crate::limits::Permit;
+
+/// A held TTS slot; dropping it frees the slot for the next waiter. The same
+/// [`Permit`] every [`Limits`](crate::limits::Limits) implementation hands out.
+pub type TtsPermit = Permit;
+
 /// The account's TTS slots. Clones share them: hand one limiter to every client of the
 /// same account.
 #[derive(Clone)]
@@ -82,14 +88,19 @@ impl TtsLimiter {
         }
     }
 
+    /// Gives a slot back (a dropped [`Permit`] of this limiter).
+    pub(crate) fn release(&self) {
+        let mut queue = self.lock();
+        queue.free += 1;
+        queue.wake_front();
+    }
+
     /// A slot now, if one is free and nobody is waiting.
     pub fn try_acquire(&self) -> Option<TtsPermit> {
         let mut queue = self.lock();
         if queue.free > 0 && queue.waiters.is_empty() {
             queue.free -= 1;
-            Some(TtsPermit {
-                limiter: Some(self.clone()),
-            })
+            Some(Permit::local(self.clone()))
         } else {
             None
         }
@@ -126,9 +137,7 @@ impl Future for Acquire {
                 if queue.free > 0 && queue.waiters.is_empty() {
                     queue.free -= 1;
                     drop(queue);
-                    return Poll::Ready(TtsPermit {
-                        limiter: Some(this.limiter.clone()),
-                    });
+                    return Poll::Ready(Permit::local(this.limiter.clone()));
                 }
                 let ticket = queue.next_ticket;
                 queue.next_ticket += 1;
@@ -145,9 +154,7 @@ impl Future for Acquire {
             queue.wake_front();
             drop(queue);
             this.ticket = None;
-            return Poll::Ready(TtsPermit {
-                limiter: Some(this.limiter.clone()),
-            });
+            return Poll::Ready(Permit::local(this.limiter.clone()));
         }
         if let Some((_, waker)) = queue.waiters.iter_mut().find(|(t, _)| *t == ticket) {
             *waker = Some(cx.waker().clone());
@@ -171,27 +178,6 @@ impl fmt::Debug for Acquire {
         f.debug_struct("Acquire")
             .field("queued", &self.ticket.is_some())
             .finish()
-    }
-}
-
-/// A held TTS slot; dropping it frees the slot for the next waiter.
-pub struct TtsPermit {
-    limiter: Option<TtsLimiter>,
-}
-
-impl Drop for TtsPermit {
-    fn drop(&mut self) {
-        if let Some(limiter) = self.limiter.take() {
-            let mut queue = limiter.lock();
-            queue.free += 1;
-            queue.wake_front();
-        }
-    }
-}
-
-impl fmt::Debug for TtsPermit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TtsPermit")
     }
 }
 

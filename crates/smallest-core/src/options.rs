@@ -37,6 +37,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::Error;
 use crate::limiter::TtsLimiter;
+use crate::limits::{Limits, LocalLimits, SttWindow};
 use crate::proxy::Proxy;
 use crate::retry::RetryPolicy;
 
@@ -123,7 +124,9 @@ pub struct ClientOptions {
     retry: RetryPolicy,
     time: TimeLimits,
     bodies: BodyLimits,
-    tts_slots: TtsLimiter,
+    local_limits: LocalLimits,
+    /// Replaces `local_limits` when set ([`ClientBuilder::limits`]).
+    limits: Option<Arc<dyn Limits>>,
     on_retry: Option<RetryHook>,
     extra_roots: Arc<[Vec<u8>]>,
     live_write_buffer: usize,
@@ -137,7 +140,8 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             time: TimeLimits::default(),
             bodies: BodyLimits::default(),
-            tts_slots: TtsLimiter::new(1),
+            local_limits: LocalLimits::default(),
+            limits: None,
             on_retry: None,
             extra_roots: Arc::from(Vec::new()),
             live_write_buffer: DEFAULT_LIVE_WRITE_BUFFER,
@@ -163,9 +167,26 @@ impl ClientOptions {
         &self.bodies
     }
 
-    /// The account's TTS slots.
+    /// The process's own TTS slots: the TTS limit of [`limits`](Self::limits) unless
+    /// other limits were given ([`ClientBuilder::limits`]).
     pub fn tts_limiter(&self) -> &TtsLimiter {
-        &self.tts_slots
+        self.local_limits.tts()
+    }
+
+    /// The account's limits every call takes its TTS slot, STT request token and live
+    /// STT session from: the ones given to [`ClientBuilder::limits`], else the local
+    /// ones ([`LocalLimits`]: the TTS slots of [`tts_limiter`](Self::tts_limiter), STT
+    /// as set by [`ClientBuilder::stt_rpm`] and [`ClientBuilder::live_stt_sessions`]).
+    pub fn limits(&self) -> &dyn Limits {
+        match &self.limits {
+            Some(limits) => limits.as_ref(),
+            None => &self.local_limits,
+        }
+    }
+
+    /// The local limits (used when no others were given).
+    pub fn local_limits(&self) -> &LocalLimits {
+        &self.local_limits
     }
 
     /// The hook called before each retry wait.
@@ -214,7 +235,7 @@ impl fmt::Debug for ClientOptions {
             .field("retry", &self.retry)
             .field("time", &self.time)
             .field("bodies", &self.bodies)
-            .field("tts_concurrency", &self.tts_slots.concurrency())
+            .field("limits", &self.limits().describe())
             .field("on_retry", &self.on_retry.is_some())
             .field("extra_roots", &self.extra_roots.len())
             .field("live_write_buffer", &self.live_write_buffer)
@@ -333,13 +354,42 @@ impl<C: FromOptions> ClientBuilder<C> {
 
     /// The account's TTS concurrency (default 1): a new set of slots for this client.
     pub fn tts_concurrency(mut self, concurrency: usize) -> Self {
-        self.options.tts_slots = TtsLimiter::new(concurrency);
+        self.options
+            .local_limits
+            .set_tts(TtsLimiter::new(concurrency));
         self
     }
 
     /// Queues TTS calls on a limiter shared with other clients of the same account.
     pub fn tts_limiter(mut self, limiter: TtsLimiter) -> Self {
-        self.options.tts_slots = limiter;
+        self.options.local_limits.set_tts(limiter);
+        self
+    }
+
+    /// At most `per_minute` STT requests per model (HTTP transcriptions; every attempt
+    /// counts) in this process, in any minute (plus a second of margin,
+    /// [`DEFAULT_STT_WINDOW`](crate::limits::DEFAULT_STT_WINDOW)). A call over the rate
+    /// waits instead of provoking a 429. Off by default; the Standard plan allows 25.
+    pub fn stt_rpm(mut self, per_minute: u32) -> Self {
+        self.options.local_limits = self
+            .options
+            .local_limits
+            .with_stt_window(SttWindow::per_minute(per_minute));
+        self
+    }
+
+    /// At most `sessions` live STT sessions open at once in this process; a connect
+    /// waits for a session to end. Off by default; the Standard plan allows 100.
+    pub fn live_stt_sessions(mut self, sessions: usize) -> Self {
+        self.options.local_limits = self.options.local_limits.with_stt_sessions(sessions);
+        self
+    }
+
+    /// Takes every limit (TTS slots, STT request tokens, live STT sessions) from
+    /// `limits` instead of this process's own: e.g. `smallest-redis`'s `RedisLimits`,
+    /// shared by every process of a fleet that uses one account.
+    pub fn limits(mut self, limits: Arc<dyn Limits>) -> Self {
+        self.options.limits = Some(limits);
         self
     }
 

@@ -548,6 +548,10 @@ impl TranscribeRequest {
 impl Endpoint for TranscribeRequest {
     type Output = Transcription;
 
+    fn stt_model(&self) -> Option<&str> {
+        Some(self.model.as_str())
+    }
+
     fn to_http_request(&self, config: &Config) -> Result<Request<Bytes>, Error> {
         self.validate()?;
         let uri = config.uri(&format!("{STT_PATH}?{}", self.query()))?;
@@ -647,6 +651,11 @@ impl LegacyTranscribeRequest {
 
 impl Endpoint for LegacyTranscribeRequest {
     type Output = Transcription;
+
+    /// The legacy route names no model: it is Pulse's (API.md §4.3).
+    fn stt_model(&self) -> Option<&str> {
+        Some("pulse")
+    }
 
     fn to_http_request(&self, config: &Config) -> Result<Request<Bytes>, Error> {
         if let Some(language) = &self.language

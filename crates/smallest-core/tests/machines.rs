@@ -24,7 +24,8 @@ use smallest_core::call::{
     Call, Next, Operation, ProgressHook, StreamEvent, StreamState, UPLOAD_CHUNK, UploadCounter,
     UploadOp,
 };
-use smallest_core::limiter::{Acquire, TtsLimiter, TtsPermit};
+use smallest_core::limiter::{TtsLimiter, TtsPermit};
+use smallest_core::limits::LimitWait;
 use smallest_core::live::{LiveDriver, LiveItem};
 use smallest_core::retry::RetryPolicy;
 use smallest_core::ws::{CloseFrame, LiveSession, WsMessage};
@@ -298,7 +299,7 @@ struct CallHarness<'l, O: Operation> {
     max_attempts: u32,
     now: Instant,
     wall: SystemTime,
-    wait: Option<Acquire>,
+    wait: Option<LimitWait>,
     hog: Option<TtsPermit>,
     expect: Expect,
     asked_slot: bool,

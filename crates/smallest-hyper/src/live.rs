@@ -52,7 +52,7 @@ impl Client {
     /// bad key, 400 for a bad parameter …).
     pub async fn tts_live(&self, config: TtsLiveConfig) -> Result<TtsLive, Error> {
         config.validate()?;
-        let permit = self.options.tts_limiter().acquire().await;
+        let permit = self.options.limits().tts_slot().await?;
         let (request, upgrade) = config.handshake(&self.inner.config, smallest_net::nonce16())?;
         let socket = self.connect_websocket(request, &upgrade).await?;
         let session = TtsLiveSession::new(config, Instant::now())?;
@@ -73,10 +73,12 @@ impl Client {
     /// refused locally). A refused upgrade is the server's error ([`Error::Api`]).
     pub async fn stt_live(&self, config: SttLiveConfig) -> Result<SttLive, Error> {
         config.validate()?;
+        // One of the account's live STT sessions, held until the connection ends.
+        let permit = self.options.limits().stt_session().await?;
         let (request, upgrade) = config.handshake(&self.inner.config, smallest_net::nonce16())?;
         let socket = self.connect_websocket(request, &upgrade).await?;
         let session = SttLiveSession::new(config, Instant::now())?;
-        let driver = LiveDriver::new(session, None, &self.options)
+        let driver = LiveDriver::new(session, Some(permit), &self.options)
             .seeded(&self.options, smallest_net::seed())
             .redacting(&self.inner.config);
         let (conn, inner) = open(socket, driver, self.clone());

@@ -111,6 +111,10 @@ impl Operation for UploadOp {
         false
     }
 
+    fn stt_model(&self) -> Option<&str> {
+        Some(self.template.model.as_str())
+    }
+
     fn request(&self, config: &Config) -> Result<Request<Bytes>, Error> {
         let head = self
             .template
