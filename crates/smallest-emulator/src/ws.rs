@@ -27,10 +27,10 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tokio::time::Sleep;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::body::{Body, full};
 use crate::errors;
@@ -86,7 +86,11 @@ impl Socket {
                 after_messages,
             }) => Some(Strike::Close {
                 after: after_messages,
-                code: if sendable_close_code(code) { code } else { 1011 },
+                code: if sendable_close_code(code) {
+                    code
+                } else {
+                    1011
+                },
             }),
             _ => None,
         };

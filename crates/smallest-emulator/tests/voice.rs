@@ -161,12 +161,24 @@ async fn fragments_of_one_context_give_one_continuous_audio() {
 
         for f in first.iter().chain(&second) {
             assert_eq!(f["context_id"], "turn-1", "{f}");
-            assert!(f["session_id"].as_str().is_some_and(|s| s.starts_with("ws_")));
-            assert!(f["request_id"].as_str().is_some_and(|s| s.starts_with("task_")));
+            assert!(
+                f["session_id"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("ws_"))
+            );
+            assert!(
+                f["request_id"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("task_"))
+            );
         }
         // One request id per release.
         assert_ne!(first[0]["request_id"], second[0]["request_id"]);
-        assert!(first.iter().all(|f| f["request_id"] == first[0]["request_id"]));
+        assert!(
+            first
+                .iter()
+                .all(|f| f["request_id"] == first[0]["request_id"])
+        );
         // Each release is synthesised like a request: its text alone.
         assert_eq!(
             speech::transcribe_pcm(&audio_of(&first), 16_000),
@@ -194,7 +206,10 @@ async fn fragments_of_one_context_give_one_continuous_audio() {
         let len2 = audio_of(&second).len() as f64 / 16_000.0;
         assert!(w2.iter().all(|w| w.2 < w.3 && w.3 <= len2), "{w2:?}");
         // Word frames come after the chunk that completes their audio, before `complete`.
-        assert_eq!(second.last().map(|f| &f["status"]), Some(&json!("complete")));
+        assert_eq!(
+            second.last().map(|f| &f["status"]),
+            Some(&json!("complete"))
+        );
         assert!(second.last().is_some_and(|f| f.get("data").is_none()));
     })
     .await;
@@ -227,6 +242,14 @@ async fn max_buffer_delay_releases_text_without_a_boundary() {
             speech::transcribe_pcm(&audio_of(&again), 16_000),
             " and more"
         );
+        // `flush: true` releases what is buffered at once, boundary or not.
+        let mut flushed = fragment("c", " now", true);
+        flushed["flush"] = json!(true);
+        let sent = Instant::now();
+        send(&mut ws, flushed).await;
+        let now = release(&mut ws).await;
+        assert!(sent.elapsed() < Duration::from_millis(250), "{:?}", sent.elapsed());
+        assert_eq!(speech::transcribe_pcm(&audio_of(&now), 16_000), " now");
         // A whitespace-only rest at the close is not synthesised: no frame at all.
         send(&mut ws, fragment("c", "  ", false)).await;
         silent_for(&mut ws, Duration::from_millis(500)).await;
@@ -280,7 +303,10 @@ async fn contexts_are_served_one_at_a_time_in_order() {
             (&c, "c", "Third one."),
         ] {
             assert!(frames.iter().all(|f| f["context_id"] == id), "{id}");
-            assert_eq!(speech::transcribe_pcm(&audio_of(frames), 16_000).trim(), text);
+            assert_eq!(
+                speech::transcribe_pcm(&audio_of(frames), 16_000).trim(),
+                text
+            );
         }
         // A closed context takes no more fragments while its audio is pending; once finished,
         // its id may start a new context.
@@ -295,7 +321,10 @@ async fn contexts_are_served_one_at_a_time_in_order() {
         .await;
         let legacy = release(&mut ws).await;
         assert!(legacy.iter().all(|f| f.get("context_id").is_none()));
-        assert_eq!(speech::transcribe_pcm(&audio_of(&legacy), 16_000), "Legacy.");
+        assert_eq!(
+            speech::transcribe_pcm(&audio_of(&legacy), 16_000),
+            "Legacy."
+        );
     })
     .await;
 }
@@ -316,10 +345,22 @@ async fn cancel_stops_a_context_at_once_and_the_next_one_is_clean() {
         send(&mut ws, fragment("queued", "Never spoken.", false)).await;
         let frame = next_json(&mut ws).await;
         assert_eq!(frame["context_id"], "long");
-        send(&mut ws, json!({"context_id": "long", "cancel_request": true})).await;
+        send(
+            &mut ws,
+            json!({"context_id": "long", "cancel_request": true}),
+        )
+        .await;
         // A queued context is removed too; unknown and finished contexts are no-ops.
-        send(&mut ws, json!({"context_id": "queued", "cancel_request": true, "text": "x"})).await;
-        send(&mut ws, json!({"context_id": "nobody", "cancel_request": true})).await;
+        send(
+            &mut ws,
+            json!({"context_id": "queued", "cancel_request": true, "text": "x"}),
+        )
+        .await;
+        send(
+            &mut ws,
+            json!({"context_id": "nobody", "cancel_request": true}),
+        )
+        .await;
         // A fragment that crossed the cancellation is ignored.
         send(&mut ws, fragment("long", " More.", false)).await;
 
@@ -330,7 +371,10 @@ async fn cancel_stops_a_context_at_once_and_the_next_one_is_clean() {
             assert_ne!(f["status"], "error", "{f}");
             match f["context_id"].as_str() {
                 Some("long") => {
-                    assert!(next.is_empty(), "a frame of the cancelled context after the next one's");
+                    assert!(
+                        next.is_empty(),
+                        "a frame of the cancelled context after the next one's"
+                    );
                     assert_ne!(f["status"], "complete", "the cancelled context completed");
                     long_samples += audio_of(std::slice::from_ref(&f)).len();
                 }
@@ -344,7 +388,10 @@ async fn cancel_stops_a_context_at_once_and_the_next_one_is_clean() {
                 other => panic!("frame of {other:?}: {f}"),
             }
         }
-        assert!(long_samples < full_samples / 2, "{long_samples} of {full_samples}");
+        assert!(
+            long_samples < full_samples / 2,
+            "{long_samples} of {full_samples}"
+        );
         assert_eq!(
             speech::transcribe_pcm(&audio_of(&next), 16_000),
             "Next context."
@@ -498,7 +545,9 @@ async fn ws_drop_resets_the_first_two_sessions_then_lets_them_be() {
         // The third session is served normally.
         let mut ws = connect(&emu, STT).await;
         for frame in pcm.chunks(4096) {
-            ws.send(Message::binary(frame.to_vec())).await.expect("send");
+            ws.send(Message::binary(frame.to_vec()))
+                .await
+                .expect("send");
         }
         send(&mut ws, json!({"type": "close_stream"})).await;
         let mut finals = Vec::new();
@@ -515,13 +564,18 @@ async fn ws_drop_resets_the_first_two_sessions_then_lets_them_be() {
         // An HTTP request on the prefix does not use the rule up; upgrades did.
         let rules: Value = {
             let mut tcp = TcpStream::connect(emu.addr()).await.expect("tcp");
-            tcp.write_all(b"GET /_emulator/faults HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .await
-                .expect("write");
+            tcp.write_all(
+                b"GET /_emulator/faults HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .expect("write");
             let mut reply = Vec::new();
             tcp.read_to_end(&mut reply).await.expect("read");
             let reply = String::from_utf8_lossy(&reply).into_owned();
-            let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+            let body = reply
+                .split_once("\r\n\r\n")
+                .map_or("", |(_, b)| b)
+                .to_owned();
             serde_json::from_str(&body).expect("JSON")
         };
         assert_eq!(rules["faults"][0]["applied"], 2, "{rules}");
@@ -597,9 +651,16 @@ async fn ws_close_sends_the_code_after_n_messages() {
         );
         let mut ws = connect(&emu, TTS).await;
         // The first message is handled (and answered) in full…
-        send(&mut ws, json!({"voice_id": "magnus", "text": "Only this.", "sample_rate": 16000})).await;
+        send(
+            &mut ws,
+            json!({"voice_id": "magnus", "text": "Only this.", "sample_rate": 16000}),
+        )
+        .await;
         let frames = release(&mut ws).await;
-        assert_eq!(speech::transcribe_pcm(&audio_of(&frames), 16_000), "Only this.");
+        assert_eq!(
+            speech::transcribe_pcm(&audio_of(&frames), 16_000),
+            "Only this."
+        );
         // …then the close comes instead of the second.
         assert_eq!(
             end_of(&mut ws).await,
@@ -617,10 +678,14 @@ async fn ws_stall_after_the_upgrade() {
         let mut ws = connect(&emu, STT).await;
         let pcm = pcm_bytes(&speech::synthesize_pcm("Anyone there?", 16_000, 1.0));
         for frame in pcm.chunks(4096) {
-            ws.send(Message::binary(frame.to_vec())).await.expect("send");
+            ws.send(Message::binary(frame.to_vec()))
+                .await
+                .expect("send");
         }
         send(&mut ws, json!({"type": "finalize"})).await;
-        ws.send(Message::Ping(b"hello".to_vec().into())).await.expect("ping");
+        ws.send(Message::Ping(b"hello".to_vec().into()))
+            .await
+            .expect("ping");
         // No transcription, no pong, no close: nothing at all.
         let got = tokio::time::timeout(Duration::from_millis(800), ws.next()).await;
         assert!(got.is_err(), "{got:?}");
@@ -628,7 +693,9 @@ async fn ws_stall_after_the_upgrade() {
         // The next session is normal.
         let mut ws = connect(&emu, STT).await;
         for frame in pcm.chunks(4096) {
-            ws.send(Message::binary(frame.to_vec())).await.expect("send");
+            ws.send(Message::binary(frame.to_vec()))
+                .await
+                .expect("send");
         }
         send(&mut ws, json!({"type": "finalize"})).await;
         let mut text = String::new();
@@ -677,7 +744,9 @@ async fn stt_resumed_from_the_last_final_word_gives_the_rest() {
         let mut ws = connect(&emu, &query).await;
         let half = pcm_bytes(&pcm[..pcm.len() * 30 / 56]);
         for frame in half.chunks(4096) {
-            ws.send(Message::binary(frame.to_vec())).await.expect("send");
+            ws.send(Message::binary(frame.to_vec()))
+                .await
+                .expect("send");
         }
         let first = finals(&mut ws, Some(1)).await.remove(0);
         assert_eq!(first["transcript"], "The first part of");
@@ -689,7 +758,9 @@ async fn stt_resumed_from_the_last_final_word_gives_the_rest() {
         let cut = ((last_end * 16_000.0).round() as usize).min(pcm.len());
         let mut ws = connect(&emu, &query).await;
         for frame in pcm_bytes(&pcm[cut..]).chunks(4096) {
-            ws.send(Message::binary(frame.to_vec())).await.expect("send");
+            ws.send(Message::binary(frame.to_vec()))
+                .await
+                .expect("send");
         }
         send(&mut ws, json!({"type": "close_stream"})).await;
         let rest = finals(&mut ws, None).await;
@@ -724,11 +795,15 @@ async fn stt_audio_after_a_finalize_is_transcribed() {
         let one = speech::synthesize_pcm("Before finalize.", 16_000, 1.0);
         let two = speech::synthesize_pcm("After it.", 16_000, 1.0);
         for frame in pcm_bytes(&one).chunks(4096) {
-            ws.send(Message::binary(frame.to_vec())).await.expect("send");
+            ws.send(Message::binary(frame.to_vec()))
+                .await
+                .expect("send");
         }
         send(&mut ws, json!({"type": "finalize"})).await;
         for frame in pcm_bytes(&two).chunks(4096) {
-            ws.send(Message::binary(frame.to_vec())).await.expect("send");
+            ws.send(Message::binary(frame.to_vec()))
+                .await
+                .expect("send");
         }
         send(&mut ws, json!({"type": "close_stream"})).await;
         let all = finals(&mut ws, None).await;

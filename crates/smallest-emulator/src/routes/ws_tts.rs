@@ -212,9 +212,7 @@ fn buffer_delay(obj: &Map<String, Value>, issues: &mut Vec<String>) -> Option<Du
         _ => {
             issues.push(issue(
                 "max_buffer_delay_ms",
-                format_args!(
-                    "Expected an integer from 0 to {MAX_BUFFER_DELAY_MS}, received {v}"
-                ),
+                format_args!("Expected an integer from 0 to {MAX_BUFFER_DELAY_MS}, received {v}"),
             ));
             None
         }
@@ -496,7 +494,9 @@ impl Render {
 
     fn release_words(&mut self, through: usize) {
         while self.ready.front().is_some_and(|w| w.end_sample <= through) {
-            let Some(w) = self.ready.pop_front() else { break };
+            let Some(w) = self.ready.pop_front() else {
+                break;
+            };
             self.out.push_back(Out::Word(w));
         }
     }
@@ -513,7 +513,8 @@ impl Render {
             let Some((piece_index, piece)) = self.synth.next() else {
                 self.done = true;
                 if !self.pcm.is_empty() {
-                    self.out.push_back(Out::Chunk(std::mem::take(&mut self.pcm)));
+                    self.out
+                        .push_back(Out::Chunk(std::mem::take(&mut self.pcm)));
                 }
                 self.release_words(usize::MAX);
                 continue;
@@ -530,11 +531,7 @@ impl Render {
                     let end_sample = self.samples + tone;
                     let word = TimedWord {
                         id: self.base_id + self.next_span,
-                        word: self
-                            .labels
-                            .get(self.next_span)
-                            .cloned()
-                            .unwrap_or_default(),
+                        word: self.labels.get(self.next_span).cloned().unwrap_or_default(),
                         start: round3(self.base_secs + self.secs(self.word_start)),
                         end: round3(self.base_secs + self.secs(end_sample)),
                         end_sample,
@@ -571,6 +568,8 @@ struct Context {
     max_delay: Option<Duration>,
     /// A fragment with `continue: false` arrived.
     closed: bool,
+    /// A fragment with `flush: true` asked for the whole buffer to be released now.
+    flush: bool,
     /// Releases whose `complete` was sent.
     releases: usize,
 }
@@ -579,12 +578,12 @@ struct Context {
 /// at the end.
 fn sentence_end(text: &str) -> Option<usize> {
     text.char_indices()
-        .filter(|&(i, c)| {
+        .rev()
+        .find(|&(i, c)| {
             matches!(c, '.' | '!' | '?')
                 && text[i + 1..].chars().next().is_none_or(char::is_whitespace)
         })
         .map(|(i, _)| i + 1)
-        .last()
 }
 
 impl Context {
@@ -596,7 +595,7 @@ impl Context {
         if self.buffer.trim().is_empty() {
             return None;
         }
-        if self.closed {
+        if self.closed || self.flush {
             return Some(self.buffer.len());
         }
         self.deadline()
@@ -926,6 +925,7 @@ impl Session {
         let text = std::mem::take(&mut request.text);
         let max_delay = request.max_buffer_delay;
         let closes = !request.cont;
+        let flush = request.flush;
         let index = match live.queue.iter().position(|c| c.id == id) {
             Some(i) => {
                 if live.queue[i].closed {
@@ -947,6 +947,7 @@ impl Session {
                     last_arrival: now,
                     max_delay: None,
                     closed: false,
+                    flush: false,
                     releases: 0,
                     last: request,
                 });
@@ -974,6 +975,7 @@ impl Session {
             ctx.max_delay = max_delay;
         }
         ctx.closed = closes;
+        ctx.flush |= flush && !ctx.buffer.trim().is_empty();
         Flow::Open
     }
 
@@ -987,6 +989,7 @@ impl Session {
             if let Some(end) = head.due(now) {
                 let rest = head.buffer.split_off(end);
                 let text = std::mem::replace(&mut head.buffer, rest);
+                head.flush &= !head.buffer.trim().is_empty();
                 head.since = (!head.buffer.trim().is_empty()).then_some(head.last_arrival);
                 let id = head.id.clone();
                 let Some(slot) = self.state.try_acquire_tts(&self.key) else {
