@@ -334,9 +334,9 @@ async fn cancel_stops_a_context_at_once_and_the_next_one_is_clean() {
     bounded(90, async {
         let emu = start(Emulator::builder()).await;
         let mut ws = connect(&emu, TTS).await;
-        // A long release (about 4.4 million samples, 8.8 MB of PCM): far more than the socket
+        // A long release (about 17.6 million samples, 35 MB of PCM): far more than the socket
         // buffers hold, so the cancel arrives while it is being sent.
-        let long = format!("{}.", "a".repeat(2000));
+        let long = format!("{}.", "a".repeat(8000));
         let full_samples = speech::synthesized_len(&long, 44_100, 1.0);
         let mut first = fragment("long", &long, true);
         first["sample_rate"] = json!(44_100);
@@ -345,22 +345,16 @@ async fn cancel_stops_a_context_at_once_and_the_next_one_is_clean() {
         send(&mut ws, fragment("queued", "Never spoken.", false)).await;
         let frame = next_json(&mut ws).await;
         assert_eq!(frame["context_id"], "long");
-        send(
-            &mut ws,
-            json!({"context_id": "long", "cancel_request": true}),
-        )
-        .await;
-        // A queued context is removed too; unknown and finished contexts are no-ops.
-        send(
-            &mut ws,
+        // A queued context is removed (before `long` ends, so it surely has not started);
+        // unknown contexts are no-ops.
+        let cancels = [
             json!({"context_id": "queued", "cancel_request": true, "text": "x"}),
-        )
-        .await;
-        send(
-            &mut ws,
             json!({"context_id": "nobody", "cancel_request": true}),
-        )
-        .await;
+            json!({"context_id": "long", "cancel_request": true}),
+        ];
+        for cancel in cancels {
+            send(&mut ws, cancel).await;
+        }
         // A fragment that crossed the cancellation is ignored.
         send(&mut ws, fragment("long", " More.", false)).await;
 
@@ -421,6 +415,22 @@ async fn cancel_during_the_latency_and_the_slot_is_freed() {
         assert_eq!(speech::transcribe_pcm(&audio_of(&b), 16_000), "Fresh.");
     })
     .await;
+}
+
+/// The status of a plain (not upgrading) authenticated `GET`.
+async fn http_get_status(emu: &RunningEmulator, path: &str) -> u16 {
+    let mut tcp = TcpStream::connect(emu.addr()).await.expect("tcp");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {KEY}\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut reply = Vec::new();
+    tcp.read_to_end(&mut reply).await.expect("read");
+    String::from_utf8_lossy(&reply)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The status of a small `POST /waves/v1/tts`.
@@ -528,6 +538,8 @@ async fn ws_drop_resets_the_first_two_sessions_then_lets_them_be() {
             )
             .times(2),
         );
+        // A plain HTTP request on the prefix neither matches nor uses the rule up.
+        assert_eq!(http_get_status(&emu, "/waves/v1/stt/live").await, 426);
         let text = "Dropped twice, then heard.";
         let pcm = pcm_bytes(&speech::synthesize_pcm(text, 16_000, 1.0));
         for attempt in 0..2 {
@@ -561,7 +573,7 @@ async fn ws_drop_resets_the_first_two_sessions_then_lets_them_be() {
             }
         }
         assert_eq!(finals.join(" ").trim(), text);
-        // An HTTP request on the prefix does not use the rule up; upgrades did.
+        // Upgrades used the rule up.
         let rules: Value = {
             let mut tcp = TcpStream::connect(emu.addr()).await.expect("tcp");
             tcp.write_all(
@@ -579,6 +591,7 @@ async fn ws_drop_resets_the_first_two_sessions_then_lets_them_be() {
             serde_json::from_str(&body).expect("JSON")
         };
         assert_eq!(rules["faults"][0]["applied"], 2, "{rules}");
+        assert_eq!(rules["faults"][0]["matched"], 3, "{rules}");
         assert_eq!(rules["faults"][0]["fault"]["kind"], "ws_drop");
     })
     .await;
@@ -588,7 +601,7 @@ async fn ws_drop_resets_the_first_two_sessions_then_lets_them_be() {
 async fn ws_drop_after_ms_from_the_control_endpoint() {
     bounded(60, async {
         let emu = start(Emulator::builder()).await;
-        let rule = r#"{"path_prefix":"/waves/v1/tts/live","times":1,"fault":{"kind":"ws_drop","after_ms":300}}"#;
+        let rule = r#"{"path_prefix":"/waves/v1/tts/live","times":1,"fault":{"kind":"ws_drop","after_ms":1000}}"#;
         let mut tcp = TcpStream::connect(emu.addr()).await.expect("tcp");
         let request = format!(
             "POST /_emulator/faults HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{rule}",
@@ -602,7 +615,7 @@ async fn ws_drop_after_ms_from_the_control_endpoint() {
             emu.faults()[0].fault,
             Fault::WsDrop {
                 after_messages: u32::MAX,
-                after_ms: Some(300)
+                after_ms: Some(1000)
             }
         );
         let started = Instant::now();
@@ -624,7 +637,7 @@ async fn ws_drop_after_ms_from_the_control_endpoint() {
             emu.requests().last().and_then(|r| r.fault.clone()),
             Some(Fault::WsDrop {
                 after_messages: u32::MAX,
-                after_ms: Some(300)
+                after_ms: Some(1000)
             })
         );
         // `times: 1`: the next socket is normal.
