@@ -54,9 +54,11 @@ use crate::body::Body;
 /// (so `.times(n)` counts upgrades, not the HTTP requests sharing the prefix), and the upgrade
 /// itself succeeds; the fault strikes on the open socket. "After N messages" counts the client's
 /// text and binary messages the session has handled (pings, pongs and close frames do not count):
-/// the session handles N messages normally — and sends whatever it answers to them — then, instead
-/// of reading message N + 1, the fault strikes. With `after_messages: 0` it strikes right after
-/// the upgrade.
+/// the session handles N messages normally, then the next time it looks for a message the fault
+/// strikes instead (whether message N + 1 was sent or not). Live STT and legacy TTS requests have
+/// answered message N in full by then; TTS continuation contexts look for messages between two
+/// frames of a release, so the fault may cut a release short. With `after_messages: 0` it strikes
+/// right after the upgrade.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "FaultWire", into = "FaultWire")]
 #[non_exhaustive]

@@ -37,7 +37,7 @@
 //! | `GET /waves/v1/health` | `200 {"status":"ok",…}`, no auth |
 //! | `POST /waves/v1/tts` | synthesis in `pcm` / `wav` / `ulaw` / `alaw` / `mp3`, zod-style `400`s, `429` over the key's concurrency |
 //! | `POST /waves/v1/tts/live` | the same synthesis as Server-Sent Events: `event: audio` frames of [`EmulatorBuilder::sse_chunk_bytes`] raw bytes (base64), then `data: {"status": "200", "done": true}`; optional real-time pacing ([`EmulatorBuilder::realtime_factor`]) |
-//! | `GET /waves/v1/tts/live` (WebSocket upgrade) | streaming synthesis: JSON requests buffered with `continue`/`flush`, base64 PCM `chunk` frames, `word_timestamp` frames, `complete`; `?timeout=N` idle timeout; shares the key's TTS concurrency (5 sockets per unit). See [`EmulatorBuilder::ws_complete_backoff`], [`EmulatorBuilder::ws_close_after_complete`] |
+//! | `GET /waves/v1/tts/live` (WebSocket upgrade) | streaming synthesis: JSON requests buffered with `continue`/`flush`, base64 PCM `chunk` frames, `word_timestamp` frames, `complete`; continuation contexts (`context_id`, below); `?timeout=N` idle timeout; shares the key's TTS concurrency (5 sockets per unit). See [`EmulatorBuilder::ws_complete_backoff`], [`EmulatorBuilder::ws_close_after_complete`], [`EmulatorBuilder::ws_echo_context_id`] |
 //! | `GET /waves/v1/stt/live`, `GET /waves/v1/pulse/get_text` (WebSocket upgrades) | live transcription of binary audio frames (`linear16`, `linear32`, `alaw`, `mulaw`): interims, finals at utterance ends / silence / `finalize`, `close_stream` → `is_last` and close `1000`, VAD events; `400` before the upgrade for a bad query (`pulse-pro` included); over [`EmulatorBuilder::stt_ws_limit`] → close `1008` |
 //! | `POST /waves/v1/stt/` | Pulse and Pulse Pro transcription of uploads or fixture URLs, `413` over the upload limit |
 //! | `POST /waves/v1/pulse/get_text` | the legacy transcription route and its error shape |
@@ -66,7 +66,8 @@
 //! To test how clients cope with failures, [`FaultRule`]s make chosen requests fail: a [`Fault`]
 //! (latency, an error status with or without `Retry-After`, a TCP reset before the head or in the
 //! middle of the body, a stall, a trickling body, malformed JSON, a wrong content type, a huge
-//! error body, an SSE stream without its `done` frame) applied to the requests whose path starts
+//! error body, an SSE stream without its `done` frame, a live session reset, closed or stalled
+//! after N messages) applied to the requests whose path starts
 //! with a prefix (optionally: with one method, after skipping the first `after`, at most `times`
 //! times). Rules come from [`EmulatorBuilder::fault`], [`RunningEmulator::inject`], or the control
 //! endpoint: `POST /_emulator/faults` with one rule or an array of them as JSON, `GET` to list them
@@ -88,6 +89,32 @@
 //! emulator.clear_faults();
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! Live sessions fail with [`Fault::WsDrop`] (TCP reset after N handled client messages or M ms),
+//! [`Fault::WsClose`] (a close frame with a chosen code after N messages) and [`Fault::WsStall`]
+//! (silence after the upgrade). Such a rule only matches WebSocket upgrades, so
+//! `FaultRule::new("/waves/v1/stt/live", Fault::WsDrop { after_messages: 20, after_ms: None })
+//! .times(2)` drops the first two sessions mid-stream and serves the later ones normally.
+//!
+//! # TTS WebSocket continuations
+//!
+//! A message with a string `context_id` is a fragment of a continuation context (API.md §3.5.1):
+//! the full TTS config, `text`, `context_id`, `continue` (default `false`) and optionally
+//! `max_buffer_delay_ms` (integer 0–10000; the range is the emulator's choice). Fragments of one
+//! context are joined verbatim; the buffer is released up to its last sentence boundary (`.`,
+//! `!`, `?` followed by whitespace or at the end) as soon as there is one, entirely after
+//! `max_buffer_delay_ms` without one, on `flush: true`, and what remains on `continue: false`
+//! (which closes the context; a whitespace-only rest is not synthesised). Each release is
+//! synthesised as a request: `chunk`s, `word_timestamp`s with ids and times restarting at 0, one
+//! `complete`, a `request_id` of its own, and `"context_id"` on every frame (unless
+//! [`EmulatorBuilder::ws_echo_context_id`] is off). So a context gives one `complete` per release,
+//! none marked final, and the audio of its releases concatenated transcribes as the joined text.
+//! Contexts on a socket are served one at a time in order of their first fragment; the next
+//! starts once the current one is closed and released. `{"context_id":"<id>","cancel_request":true}`
+//! (the emulator's choice of shape; the real one is unverified) stops a context at once — no
+//! further frame of it, its TTS slot freed, later fragments with its id ignored — and is a no-op
+//! for unknown or finished contexts. A whitespace-only `text` with `continue: true` and no
+//! `context_id` is a keepalive: it only restarts the idle timer.
 
 use std::collections::{HashMap, HashSet};
 use std::io;

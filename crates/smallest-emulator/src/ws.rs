@@ -469,10 +469,15 @@ impl Handshake {
                     None => std::future::pending().await,
                 }
             };
+            // Kills before it resolves: `select!` drops the session (and closes its socket) before
+            // running a branch's handler.
             let timer = async {
-                match drop_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
+                match (drop_at, &conn) {
+                    (Some(at), Some(conn)) => {
+                        tokio::time::sleep_until(at).await;
+                        conn.kill();
+                    }
+                    _ => std::future::pending().await,
                 }
             };
             // A reset (by a fault) drops the session, its socket and with it the connection,
@@ -480,11 +485,7 @@ impl Handshake {
             tokio::select! {
                 () = session(socket) => {}
                 () = killed => {}
-                () = timer => {
-                    if let Some(conn) = &conn {
-                        conn.kill();
-                    }
-                }
+                () = timer => {}
             }
             drop(open);
         });

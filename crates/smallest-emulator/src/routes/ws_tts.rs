@@ -1,9 +1,11 @@
-//! `WSS /waves/v1/tts/live` — streaming synthesis over a WebSocket (API.md §3.5, §8.4; conflicts
-//! §11 #11–#16).
+//! `WSS /waves/v1/tts/live` — streaming synthesis over a WebSocket (API.md §3.5, §3.5.1, §8.4;
+//! conflicts §11 #11–#16).
 //!
 //! Before the upgrade: authentication (`401`/`403` as on HTTP), `?timeout=N` (a positive integer
 //! of seconds, default 60; anything else is `400`), and the key's connection limit, five sockets
 //! per TTS concurrency unit (`429` beyond).
+//!
+//! # Legacy mode (messages without `context_id`)
 //!
 //! On the socket every client message is a full TTS body, validated like the HTTP route's (zod
 //! issues become one error frame `{"status":"error","message":…}`; the socket stays open);
@@ -18,11 +20,51 @@
 //! default 0; the real service waits 4 s). Requests on one socket are served in order; the socket
 //! stays open after `complete` unless the builder says otherwise.
 //!
-//! A synthesis holds one of the key's TTS slots — the same ones the HTTP routes use — from the
-//! start of the synthesis (through the configured latency) to its last audio frame; without a free
-//! slot the request gets the error frame `Too many concurrent requests: …` and its buffered text
-//! is dropped. The idle timeout counts from the last client message or the end of the last
-//! synthesis; on expiry the error frame of the real service is sent, then a close (`1000`).
+//! A keepalive — `text` whitespace-only, no `context_id`, `continue: true`, no `flush`, while no
+//! legacy request is buffering text — does nothing but restart the idle timer (Pipecat sends
+//! `{"text":" ",…}` every 30 s); it is not validated.
+//!
+//! # Continuations (messages with a string `context_id`)
+//!
+//! A fragment is a full TTS body (validated as above) plus `context_id`, `continue` (default
+//! `false`) and optionally `max_buffer_delay_ms` (an integer 0–10000 — the range is the
+//! emulator's choice, API.md states none; anything else gets the error frame
+//! `Invalid request: max_buffer_delay_ms: Expected an integer from 0 to 10000, received <value>`).
+//! The text of a context's fragments is joined verbatim into its buffer, and released:
+//!
+//! - up to and including the buffer's last sentence boundary (`.`, `!`, `?` followed by whitespace
+//!   or at the end of the buffer) as soon as there is one;
+//! - all of it once `max_buffer_delay_ms` (the latest value a fragment of the context gave) has
+//!   passed since the fragment that brought the oldest unreleased text (`0`: at once);
+//! - all of it on `flush: true`;
+//! - the rest on `continue: false`, which closes the context (a whitespace-only rest is dropped).
+//!
+//! Each release is synthesised as a request of its own: `chunk`s, `word_timestamp`s (ids from 0
+//! and times from 0.0 within the release), then one `complete` (none is marked final), all with a
+//! `request_id` of the release and, unless [`ws_echo_context_id`](crate::EmulatorBuilder::ws_echo_context_id)
+//! is off, `"context_id"`. The releases of a context in order concatenate into audio that
+//! transcribes as the joined text (each release is one utterance of emulator speech; the leading
+//! whitespace of a release is synthesised too). Contexts are served one at a time, in order of
+//! their first fragment: the next starts once the current one is closed and its last `complete`
+//! sent; fragments of queued contexts are buffered meanwhile. A fragment for a closed context whose
+//! audio is still pending gets an error frame; once the context is finished its id may open a new
+//! one. `ws_close_after_complete` closes the socket after a context's last `complete`.
+//!
+//! `{"context_id":"<id>","cancel_request":true}` (other fields ignored; the real shape is
+//! unverified, API.md §3.5.1) drops the context at once: no further frame of it (a release stops
+//! between two frames), its slot is freed, and later fragments with its id are ignored on this
+//! socket. Unknown and finished contexts: nothing happens, no error frame.
+//!
+//! # Both modes
+//!
+//! A synthesis (a legacy flush or a release) holds one of the key's TTS slots — the same ones the
+//! HTTP routes use — from its start (through the configured latency) to its last audio frame;
+//! without a free slot the request gets the error frame `Too many concurrent requests: …` and its
+//! buffered text is dropped (for a context: the whole context, as if cancelled). A legacy synthesis
+//! is sent to its end before the socket reads on, so contexts wait meanwhile. The idle timeout
+//! counts from the last client message or the end of the last synthesis, and does not run while a
+//! release is being generated; on expiry the error frame of the real service is sent, then a close
+//! (`1000`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -568,6 +610,8 @@ struct Context {
     max_delay: Option<Duration>,
     /// A fragment with `continue: false` arrived.
     closed: bool,
+    /// A fragment with `flush: true` asked for the whole buffer to be released now.
+    flush: bool,
     /// Releases whose `complete` was sent.
     releases: usize,
 }
@@ -576,12 +620,12 @@ struct Context {
 /// at the end.
 fn sentence_end(text: &str) -> Option<usize> {
     text.char_indices()
-        .filter(|&(i, c)| {
+        .rev()
+        .find(|&(i, c)| {
             matches!(c, '.' | '!' | '?')
                 && text[i + 1..].chars().next().is_none_or(char::is_whitespace)
         })
         .map(|(i, _)| i + 1)
-        .next_back()
 }
 
 impl Context {
@@ -593,7 +637,7 @@ impl Context {
         if self.buffer.trim().is_empty() {
             return None;
         }
-        if self.closed {
+        if self.closed || self.flush {
             return Some(self.buffer.len());
         }
         self.deadline()
@@ -923,6 +967,7 @@ impl Session {
         let text = std::mem::take(&mut request.text);
         let max_delay = request.max_buffer_delay;
         let closes = !request.cont;
+        let flush = request.flush;
         let index = match live.queue.iter().position(|c| c.id == id) {
             Some(i) => {
                 if live.queue[i].closed {
@@ -944,6 +989,7 @@ impl Session {
                     last_arrival: now,
                     max_delay: None,
                     closed: false,
+                    flush: false,
                     releases: 0,
                     last: request,
                 });
@@ -971,6 +1017,7 @@ impl Session {
             ctx.max_delay = max_delay;
         }
         ctx.closed = closes;
+        ctx.flush |= flush && !ctx.buffer.trim().is_empty();
         Flow::Open
     }
 
@@ -984,6 +1031,7 @@ impl Session {
             if let Some(end) = head.due(now) {
                 let rest = head.buffer.split_off(end);
                 let text = std::mem::replace(&mut head.buffer, rest);
+                head.flush &= !head.buffer.trim().is_empty();
                 head.since = (!head.buffer.trim().is_empty()).then_some(head.last_arrival);
                 let id = head.id.clone();
                 let Some(slot) = self.state.try_acquire_tts(&self.key) else {
