@@ -258,6 +258,9 @@ struct EmulatorArgs {
     /// The STT upload limit in bytes (default 262144000 = 250 MB).
     #[arg(long, value_name = "N")]
     max_upload_bytes: Option<u64>,
+    /// STT transcriptions per model per key in any 60 s before a 429 (default: no limit).
+    #[arg(long, value_name = "N")]
+    stt_rpm: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -852,6 +855,9 @@ async fn emulator(args: EmulatorArgs, env: &Env) -> Result<ExitCode, String> {
         .tts_latency(Duration::from_millis(args.tts_latency_ms));
     if let Some(max) = args.max_upload_bytes {
         builder = builder.max_upload_bytes(max);
+    }
+    if let Some(rpm) = args.stt_rpm {
+        builder = builder.stt_rpm(rpm);
     }
     for key in &args.forbidden_keys {
         builder = builder.forbidden_key(key.clone());

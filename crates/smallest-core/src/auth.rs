@@ -92,6 +92,20 @@ impl ApiKey {
         }
     }
 
+    /// A name for the account this key belongs to that does not reveal the key: the first
+    /// 16 bytes of SHA-256 over a domain-separation prefix and the key, in hex. Processes
+    /// that share a key get the same name (e.g. the Redis key prefix of `smallest-redis`).
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        hash.update(b"smallest-rs account fingerprint v1\0");
+        hash.update(self.0.expose_secret().as_bytes());
+        hash.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// [`scrub`](Self::scrub) for bytes: `None` when the key is not in them.
     pub(crate) fn scrub_bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
         let secret = self.0.expose_secret().as_bytes();

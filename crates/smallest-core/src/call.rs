@@ -683,6 +683,7 @@ pub(crate) fn kind(e: &Error) -> String {
         Error::Decode { what, .. } => format!("decode {what}"),
         Error::Stream { .. } => "stream".to_owned(),
         Error::Config(_) => "config".to_owned(),
+        Error::Limits { backend, .. } => format!("limits at {backend} unreachable"),
     }
 }
 

@@ -144,7 +144,8 @@ impl Config {
         crate::redact::Redact::redact(error, &self.api_key)
     }
 
-    pub(crate) fn api_key(&self) -> &ApiKey {
+    /// The API key (whose `Debug` and `Display` never show it).
+    pub fn api_key(&self) -> &ApiKey {
         &self.api_key
     }
 }

@@ -79,6 +79,17 @@ pub enum Error {
         /// What to do instead (a streaming call, or a larger limit).
         alternative: &'static str,
     },
+    /// The account's limits kept outside this process (a fleet's Redis) could not be
+    /// used: nothing was sent to the API, and no limit was taken blindly.
+    #[error("the account's limits at {backend} could not be used: {message}; {remedy}")]
+    Limits {
+        /// Where the limits live, e.g. `redis://127.0.0.1:6379/0` (never a password).
+        backend: String,
+        /// What went wrong.
+        message: String,
+        /// What to do about it.
+        remedy: Cow<'static, str>,
+    },
     /// A phase of the exchange took longer than its configured limit.
     #[error("timed out: {phase} took longer than {limit:?}")]
     Timeout {

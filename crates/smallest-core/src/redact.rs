@@ -72,6 +72,15 @@ impl Redact for Error {
                 what,
                 message: message.redact(key),
             },
+            Error::Limits {
+                backend,
+                message,
+                remedy,
+            } => Error::Limits {
+                backend: key.scrub(&backend).into_owned(),
+                message: key.scrub(&message).into_owned(),
+                remedy,
+            },
             Error::Stream { code, message } => Error::Stream {
                 code: code.redact(key),
                 message: message.redact(key),

@@ -189,6 +189,7 @@ pub struct EmulatorBuilder {
     text_repeat: usize,
     faults: Vec<FaultRule>,
     ws: ws::WsSettings,
+    stt_rate: Option<(u32, Duration)>,
 }
 
 impl Default for EmulatorBuilder {
@@ -209,6 +210,7 @@ impl Default for EmulatorBuilder {
             text_repeat: 1,
             faults: Vec::new(),
             ws: ws::WsSettings::default(),
+            stt_rate: None,
         }
     }
 }
@@ -238,6 +240,7 @@ impl std::fmt::Debug for EmulatorBuilder {
             .field("sse_stop_before_done", &self.sse_stop_before_done)
             .field("text_repeat", &self.text_repeat)
             .field("faults", &self.faults)
+            .field("stt_rate", &self.stt_rate)
             .field("ws", &self.ws)
             .finish()
     }
@@ -377,6 +380,22 @@ impl EmulatorBuilder {
         self
     }
 
+    /// At most `per_minute` STT transcriptions (`POST /waves/v1/stt`) per model and per key in
+    /// any 60 s, as the API's plans limit them (the Standard plan: 25, API.md §8.4). A request
+    /// over the rate is answered `429` with `{"error", "request_id"}` and `Retry-After`, and
+    /// does not count. Off by default.
+    pub fn stt_rpm(self, per_minute: u32) -> Self {
+        self.stt_rate(per_minute, Duration::from_secs(60))
+    }
+
+    /// At most `limit` STT transcriptions per model and per key in any `window` (a short
+    /// window makes a rate test take seconds instead of minutes). See
+    /// [`stt_rpm`](Self::stt_rpm).
+    pub fn stt_rate(mut self, limit: u32, window: Duration) -> Self {
+        self.stt_rate = Some((limit.max(1), window.max(Duration::from_millis(1))));
+        self
+    }
+
     /// Adds a fault rule in place from the start (repeatable; see [`FaultRule`] and the crate
     /// documentation).
     pub fn fault(mut self, rule: FaultRule) -> Self {
@@ -406,6 +425,7 @@ impl EmulatorBuilder {
             text_repeat: self.text_repeat,
             faults: self.faults,
             ws: self.ws,
+            stt_rate: self.stt_rate,
         };
         State::new(settings, fixtures, addr)
     }
@@ -668,6 +688,8 @@ pub struct RecordedRequest {
     pub request_id: String,
     /// The injected fault applied to this request, if any ([`RunningEmulator::inject`]).
     pub fault: Option<Fault>,
+    /// When the request's head arrived (what a rate limit counts).
+    pub received: std::time::Instant,
 }
 
 impl RecordedRequest {

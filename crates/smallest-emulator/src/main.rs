@@ -27,6 +27,7 @@ options:
   --tts-concurrency N      in-flight TTS requests per key before 429 (default 1)
   --tts-latency-ms MS      extra processing time per TTS request (default 0)
   --max-upload-bytes N     STT upload limit (default 262144000 = 250 MB)
+  --stt-rpm N              STT transcriptions per model per key in any 60 s before 429 (default: no limit)
   -h, --help               show this help";
 
 struct Options {
@@ -64,6 +65,10 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
             "--tts-latency-ms" => {
                 let n = number("--tts-latency-ms", value("--tts-latency-ms")?)?;
                 builder.tts_latency(Duration::from_millis(n))
+            }
+            "--stt-rpm" => {
+                let n = number("--stt-rpm", value("--stt-rpm")?)?;
+                builder.stt_rpm(u32::try_from(n).unwrap_or(u32::MAX))
             }
             "--max-upload-bytes" => builder
                 .max_upload_bytes(number("--max-upload-bytes", value("--max-upload-bytes")?)?),

@@ -42,6 +42,8 @@ pub(crate) struct Settings {
     pub(crate) tls: bool,
     /// Options of the live WebSocket routes.
     pub(crate) ws: crate::ws::WsSettings,
+    /// STT transcriptions per model and key: at most `.0` in any `.1`.
+    pub(crate) stt_rate: Option<(u32, std::time::Duration)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -105,6 +107,8 @@ pub(crate) struct State {
     fixtures: HashMap<String, Bytes>,
     pub(crate) addr: SocketAddr,
     in_flight: Mutex<HashMap<String, usize>>,
+    /// Accepted STT transcriptions per (key, model), oldest first, within the rate's window.
+    stt_accepted: Mutex<HashMap<(String, String), VecDeque<std::time::Instant>>>,
     log: Mutex<RequestLog>,
     ids: IdGen,
     /// Injected faults (`crate::faults`).
@@ -127,6 +131,7 @@ impl State {
             fixtures,
             addr,
             in_flight: Mutex::new(HashMap::new()),
+            stt_accepted: Mutex::new(HashMap::new()),
             log: Mutex::new(RequestLog::default()),
             ids: IdGen::new(),
             faults,
@@ -167,6 +172,34 @@ impl State {
             .iter()
             .map(|(_, r)| r.clone())
             .collect()
+    }
+
+    /// Counts one STT transcription of `model` by `key` arrived at `at` against the rate
+    /// ([`Settings::stt_rate`]): `Err(wait)` when the rate is used up (the request does not
+    /// count), with how long until the oldest counted one leaves the window.
+    pub(crate) fn take_stt_request(
+        &self,
+        key: &str,
+        model: &str,
+        at: std::time::Instant,
+    ) -> Result<(), (u32, std::time::Duration)> {
+        let Some((limit, window)) = self.settings.stt_rate else {
+            return Ok(());
+        };
+        let mut all = lock(&self.stt_accepted);
+        let times = all.entry((key.to_owned(), model.to_owned())).or_default();
+        while times
+            .front()
+            .is_some_and(|t| at.saturating_duration_since(*t) >= window)
+        {
+            times.pop_front();
+        }
+        if times.len() < limit as usize {
+            times.push_back(at);
+            return Ok(());
+        }
+        let oldest = times.front().copied().unwrap_or(at);
+        Err((limit, (oldest + window).saturating_duration_since(at)))
     }
 
     /// Takes one of the key's TTS concurrency slots, if one is free.

@@ -274,6 +274,7 @@ fn record_of(parts: &Parts) -> RecordedRequest {
         status: 0,
         request_id: String::new(),
         fault: None,
+        received: std::time::Instant::now(),
     }
 }
 

@@ -322,6 +322,20 @@ pub(super) async fn transcribe(ctx: &mut Ctx<'_>, caller: &Caller) -> Response<B
             ));
         }
     }
+    if let Err((limit, wait)) = ctx.state.take_stt_request(caller.key(), &model, started) {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut resp = stt_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Rate limit exceeded: at most {limit} requests per minute for model {model}. \
+                 Retry after {seconds} s."
+            ),
+            &rid,
+        );
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        return resp;
+    }
     let pro = model == "pulse-pro";
     let url_mode = ctx.content_type().as_deref() == Some("application/json");
     if pro && url_mode {
