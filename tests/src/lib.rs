@@ -10,9 +10,11 @@
 //! [`hostile`] has the opposite of the emulator: raw-socket servers that misbehave on
 //! purpose (silence, stalls, floods), for the conformance suite (`tests/conformance.rs`).
 
+pub mod fleet;
 pub mod hostile;
 pub mod live;
 pub mod proxy;
+pub mod redis;
 
 use std::fmt;
 use std::time::Duration;
