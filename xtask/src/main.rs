@@ -257,10 +257,11 @@ fn purity() -> Result<(), String> {
     check_tree("smallest-core", CORE_FORBIDDEN)?;
     check_tree("smallest-blocking", BLOCKING_FORBIDDEN)?;
     check_tree("smallest-net", BLOCKING_FORBIDDEN)?;
+    check_tree("smallest-redis", BLOCKING_FORBIDDEN)?;
     check_smol_build()?;
     println!(
-        "purity: ok (smallest-core free of {CORE_FORBIDDEN:?}; smallest-blocking and \
-         smallest-net free of {BLOCKING_FORBIDDEN:?}; smallest-async with `smol` free of mio \
+        "purity: ok (smallest-core free of {CORE_FORBIDDEN:?}; smallest-blocking, \
+         smallest-net and smallest-redis free of {BLOCKING_FORBIDDEN:?}; smallest-async with `smol` free of mio \
          and of tokio's runtime (`rt`, `net`))"
     );
     Ok(())

@@ -11,6 +11,12 @@ const KNOWN: &[&str] = &[
     "SMALLEST_CA_CERT",
     "SMALLEST_MAX_RETRIES",
     "SMALLEST_TIMEOUT",
+    "SMALLEST_REDIS_URL",
+    "SMALLEST_REDIS_ACCOUNT",
+    "SMALLEST_REDIS_FALLBACK",
+    "SMALLEST_TTS_CONCURRENCY",
+    "SMALLEST_STT_RPM",
+    "SMALLEST_STT_SESSIONS",
 ];
 
 /// Parses `.env` text into `(key, value)` pairs with `dotenvy` (the parser other tools

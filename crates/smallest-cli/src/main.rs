@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -18,6 +19,7 @@ use smallest_core::tts::{
 use smallest_core::{ApiKey, Config, Endpoint, Error};
 use smallest_emulator::Emulator;
 use smallest_hyper::{Client, RetryPolicy};
+use smallest_redis::RedisLimits;
 
 /// `println!` for a command-line tool: when stdout is a closed pipe (`smallest voices |
 /// head`), exit quietly with the shell's SIGPIPE status instead of panicking.
@@ -341,6 +343,33 @@ fn client(flags: &ClientArgs, env: &Env) -> Result<Client, String> {
     build_client(Config::new(key), flags, env)
 }
 
+/// The account's limits this process keeps: shared through Redis when
+/// `SMALLEST_REDIS_URL` is set, else its own (`SMALLEST_TTS_CONCURRENCY`,
+/// `SMALLEST_STT_RPM`).
+enum AccountLimits {
+    Shared(RedisLimits),
+    Local {
+        tts: Option<usize>,
+        stt_rpm: Option<u32>,
+    },
+}
+
+fn account_limits(config: &Config, env: &Env) -> Result<AccountLimits, String> {
+    let shared = RedisLimits::from_lookup(config.api_key(), |name| env.get(name))
+        .map_err(|e| e.to_string())?;
+    if let Some(limits) = shared {
+        return Ok(AccountLimits::Shared(limits));
+    }
+    let number = |name: &str| {
+        smallest_redis::env_number(name, env.get(name).filter(|v| !v.trim().is_empty()))
+            .map_err(|e| e.to_string())
+    };
+    Ok(AccountLimits::Local {
+        tts: number(smallest_redis::TTS_CONCURRENCY_ENV)?.map(|n| n as usize),
+        stt_rpm: number(smallest_redis::STT_RPM_ENV)?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+    })
+}
+
 fn build_client(config: Config, flags: &ClientArgs, env: &Env) -> Result<Client, String> {
     let mut config = config;
     if flags.allow_insecure_http {
@@ -385,6 +414,7 @@ fn build_client(config: Config, flags: &ClientArgs, env: &Env) -> Result<Client,
         },
     };
     let _ = SERVER.set(config.base_url().to_owned());
+    let limits = account_limits(&config, env)?;
     let mut builder = Client::builder(config)
         .idle_timeout(idle)
         .retry_policy(RetryPolicy::default().with_max_retries(max_retries))
@@ -411,6 +441,18 @@ fn build_client(config: Config, flags: &ClientArgs, env: &Env) -> Result<Client,
     if let Some(total) = flags.total_timeout {
         builder = builder.total_timeout(seconds("--total-timeout", total)?);
     }
+    builder = match limits {
+        AccountLimits::Shared(limits) => builder.limits(Arc::new(limits)),
+        AccountLimits::Local { tts, stt_rpm } => {
+            if let Some(n) = tts {
+                builder = builder.tts_concurrency(n);
+            }
+            match stt_rpm {
+                Some(n) => builder.stt_rpm(n),
+                None => builder,
+            }
+        }
+    };
     match flags.proxy.as_deref().map(str::trim) {
         // The library reads HTTPS_PROXY and NO_PROXY itself.
         None => {}

@@ -54,6 +54,9 @@ fn smallest_with_env(
         .env_remove("SMALLEST_API_KEY")
         .env_remove("SMALLEST_BASE_URL")
         .env_remove("SMALLEST_CA_CERT")
+        .env_remove("SMALLEST_REDIS_URL")
+        .env_remove("SMALLEST_TTS_CONCURRENCY")
+        .env_remove("SMALLEST_STT_RPM")
         .envs(env.iter().copied());
     if let Some(emulator) = emulator {
         cmd.env("SMALLEST_BASE_URL", emulator.base_url());
@@ -1907,4 +1910,93 @@ fn https_goes_through_the_proxy_of_the_environment_or_of_the_flag() {
     let err = text(&out.stderr);
     assert!(err.contains("--proxy") && !err.contains("hunter2"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tts_processes_share_the_account_through_redis() {
+    let Some(redis) =
+        smallest_tests::redis::RedisServer::start("tts_processes_share_the_account_through_redis")
+    else {
+        return;
+    };
+    // One slot on the server; three processes at once, each with a long text (three
+    // calls): without shared limits they collide.
+    let emulator = Emulator::builder()
+        .key(KEY)
+        .tts_latency(Duration::from_millis(100))
+        .spawn()
+        .unwrap();
+    let dir = workdir("fleet");
+    let url = redis.url();
+    let long = "One. ".repeat(120).trim().to_owned();
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..3)
+            .map(|i| {
+                let (dir, emulator, url, long) = (&dir, &emulator, &url, &long);
+                scope.spawn(move || {
+                    let file = format!("fleet{i}.wav");
+                    smallest_with_env(
+                        dir,
+                        Some(emulator),
+                        Some(KEY),
+                        &["tts", long, "-o", &file],
+                        None,
+                        &[
+                            ("SMALLEST_REDIS_URL", url),
+                            ("SMALLEST_TTS_CONCURRENCY", "1"),
+                        ],
+                    )
+                })
+            })
+            .collect();
+        for run in runs {
+            let out = run.join().unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            assert!(
+                !text(&out.stderr).contains("retrying"),
+                "{}",
+                text(&out.stderr)
+            );
+        }
+    });
+    let tts: Vec<_> = emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == TTS_PATH)
+        .collect();
+    assert_eq!(tts.len(), 9, "three chunks per process");
+    assert!(tts.iter().all(|r| r.status == 200), "a 429 got through");
+
+    // Redis down: a clear error naming the URL and the way out, and nothing sent.
+    let before = emulator.requests().len();
+    let out = smallest_with_env(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["tts", "Hello.", "-o", "down.wav"],
+        None,
+        &[("SMALLEST_REDIS_URL", "redis://:hunter2@127.0.0.1:1/0")],
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("redis://:***@127.0.0.1:1/0"), "{stderr}");
+    assert!(stderr.contains("SMALLEST_REDIS_FALLBACK=local"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2") && !stderr.contains(KEY),
+        "{stderr}"
+    );
+    assert_eq!(emulator.requests().len(), before);
+
+    // A number that is not one names the variable.
+    let out = smallest_with_env(
+        &dir,
+        Some(&emulator),
+        Some(KEY),
+        &["tts", "Hello.", "-o", "bad.wav"],
+        None,
+        &[("SMALLEST_TTS_CONCURRENCY", "two")],
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("SMALLEST_TTS_CONCURRENCY"), "{stderr}");
 }
