@@ -888,3 +888,72 @@ async fn spawn_works_inside_a_runtime() {
     assert_eq!(back.json()["transcription"], "threaded");
     drop(emu);
 }
+
+#[tokio::test]
+async fn stt_rpm_refuses_the_request_over_the_rate_per_model_with_retry_after() {
+    let emu = Emulator::builder()
+        .key(KEY)
+        .stt_rpm(2)
+        .start()
+        .await
+        .expect("start");
+    let http = Http::new(&emu);
+    // A 16 kHz mono WAV of emulator speech.
+    let pcm: Vec<u8> = speech::synthesize_pcm(SAMPLE_AUDIO_TEXT, 16_000, 1.0)
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect();
+    let mut wav = Vec::with_capacity(44 + pcm.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + pcm.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&16_000u32.to_le_bytes());
+    wav.extend_from_slice(&32_000u32.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(pcm.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&pcm);
+    let wav = Bytes::from(wav);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = http
+            .stt("model=pulse&language=en", "audio/wav", wav.clone())
+            .await;
+        statuses.push(r.status);
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            let v = r.json();
+            let error = v["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains("2 requests per minute for model pulse"),
+                "{v}"
+            );
+            assert_eq!(v["request_id"].as_str().map(str::len), Some(36), "{v}");
+            let wait: u64 = r
+                .header("retry-after")
+                .and_then(|s| s.parse().ok())
+                .expect("Retry-After in seconds");
+            assert!((1..=60).contains(&wait), "{wait}");
+        }
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    // Another model has its own budget; the refused request did not count.
+    let pro = http
+        .stt("model=pulse-pro&language=en", "audio/wav", wav.clone())
+        .await;
+    assert_eq!(pro.status, StatusCode::OK);
+    // The log keeps each request's arrival, in order.
+    let log = emu.requests();
+    assert!(log.windows(2).all(|w| w[0].received <= w[1].received));
+    emu.shutdown_gracefully().await;
+}
