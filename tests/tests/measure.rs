@@ -976,3 +976,96 @@ fn live_tts_cancel_to_silence() {
         }
     });
 }
+
+/// The fleet target of `smallest-redis`: 6 processes x 40 TTS calls on one account with
+/// two slots take at most 1.15 x the ideal (every call's uncontended time / 2), with
+/// no 429; sync alone, then sync, SSE and live mixed.
+#[test]
+#[ignore = "measurement: run with --ignored --nocapture (cargo xtask bench)"]
+fn fleet_tts_time_vs_ideal() {
+    let Some(redis) = smallest_tests::redis::RedisServer::start("fleet_tts_time_vs_ideal") else {
+        return;
+    };
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_fleet_worker"));
+    println!(
+        "\n#### Fleet: 6 processes x 40 TTS calls, one key, account and emulator concurrency 2, \
+         Redis slots ({}; emulator 60 ms per request)\n",
+        machine()
+    );
+    println!("| calls | 429s | total | ideal | ratio |\n|---|---:|---:|---:|---:|");
+    for modes in [&["sync"][..], &["sync", "sse", "live"][..]] {
+        let emu = smallest_emulator::Emulator::builder()
+            .tts_concurrency(2)
+            .tts_latency(Duration::from_millis(60))
+            .spawn()
+            .expect("emulator");
+        let r = smallest_tests::fleet::tts_fleet(exe, &emu, &redis.url(), 2, 6, 40, modes);
+        let ratio = r.elapsed.as_secs_f64() / r.ideal.as_secs_f64();
+        println!(
+            "| {} ({}) | {} | {:.2} s | {:.2} s | {ratio:.3} |",
+            r.calls,
+            modes.join(", "),
+            r.refused,
+            r.elapsed.as_secs_f64(),
+            r.ideal.as_secs_f64()
+        );
+        assert_eq!((r.calls, r.refused, r.failed_workers), (240, 0, 0), "{r:?}");
+        assert!(ratio <= 1.15, "{modes:?}: {ratio:.3} x the ideal");
+    }
+}
+
+/// What a Redis slot adds to one call: the time to take a free slot (one script round
+/// trip through the limits' thread), and a sync TTS call with Redis limits vs local ones.
+#[test]
+#[ignore = "measurement: run with --ignored --nocapture (cargo xtask bench)"]
+fn redis_slot_overhead_per_call() {
+    use smallest_core::limits::Limits;
+    let Some(redis) = smallest_tests::redis::RedisServer::start("redis_slot_overhead_per_call")
+    else {
+        return;
+    };
+    latency_header(
+        &format!(
+            "The overhead of a Redis TTS slot ({}; redis-server on loopback)",
+            machine()
+        ),
+        &["what"],
+    );
+    let limits = smallest_redis::RedisLimits::builder(redis.url())
+        .account("overhead")
+        .build()
+        .expect("limits");
+    let runtime = smallest_tests::runtime();
+    let mut take = Vec::new();
+    for i in 0..(WARMUP + 200) {
+        let started = Instant::now();
+        let permit = runtime.block_on(limits.tts_slot()).expect("slot");
+        let took = started.elapsed();
+        drop(permit);
+        // The release is on its way; let it land so the next take finds the slot free.
+        std::thread::sleep(Duration::from_millis(2));
+        if i >= WARMUP {
+            take.push(took);
+        }
+    }
+    latency_row(&["take a free slot (acquire script, in process)"], &take);
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_fleet_worker"));
+    let emu = smallest_emulator::Emulator::builder()
+        .spawn()
+        .expect("emulator");
+    for (what, redis_url) in [
+        ("sync TTS call, local slot", None),
+        ("sync TTS call, Redis slot", Some(redis.url())),
+    ] {
+        let args =
+            smallest_tests::fleet::worker_args(&emu, redis_url.as_deref(), "sync", WARMUP + 100);
+        let (lines, ok) =
+            smallest_tests::fleet::Worker::spawn(exe, &args).finish(Duration::from_secs(120));
+        assert!(ok, "{lines:?}");
+        let calls: Vec<Duration> = smallest_tests::fleet::durations(&lines)[WARMUP..]
+            .iter()
+            .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+            .collect();
+        latency_row(&[what], &calls);
+    }
+}

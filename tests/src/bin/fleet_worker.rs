@@ -134,7 +134,7 @@ fn run(args: &Args) -> Result<(), smallest_core::Error> {
     let limits = limits(args)?;
     let text = "A fleet shares one account.";
     let say = |started: Instant| {
-        println!("ok {}", started.elapsed().as_millis());
+        println!("ok {:.3}", started.elapsed().as_secs_f64() * 1000.0);
         let _ = std::io::stdout().flush();
     };
     match args.mode.as_str() {
