@@ -395,6 +395,29 @@ fn slots_are_first_come_first_served_and_a_dropped_waiter_leaves_the_queue() {
         wait(rate.stt_request("pulse-pro", now), Duration::from_secs(5)).map(Result::ok),
         Some(Some(Rate::Granted))
     );
+    // Live STT sessions: a semaphore of their own, shared the same way.
+    let sessions = RedisLimits::builder(redis.url())
+        .account("sessions")
+        .stt_sessions(1)
+        .build()
+        .expect("limits");
+    let other = RedisLimits::builder(redis.url())
+        .account("sessions")
+        .stt_sessions(1)
+        .build()
+        .expect("limits");
+    let open = wait(sessions.stt_session(), Duration::from_secs(5))
+        .expect("a free session")
+        .expect("no error");
+    // TTS slots of the same account are not taken by sessions.
+    let tts = wait(other.tts_slot(), Duration::from_secs(5))
+        .expect("a free TTS slot")
+        .expect("no error");
+    let mut next = other.stt_session();
+    assert!(wait(next.as_mut(), Duration::from_millis(300)).is_none());
+    drop(open);
+    assert!(wait(next, Duration::from_secs(5)).is_some_and(|r| r.is_ok()));
+    drop(tts);
     // Nothing of the URL's password, nor the account's key, in Debug.
     let debug = format!(
         "{:?}",
