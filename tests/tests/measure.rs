@@ -911,7 +911,9 @@ fn live_tts_continuations_time_to_first_audio() {
 /// One barge-in on a fresh connection: how long `cancel` (or `cancel_hard`) takes to
 /// return, after which no audio of the context is delivered (checked: the audio read
 /// afterwards is the next context's only).
-fn barge_in(api: &dyn LiveApi, hard: bool) -> Duration {
+/// One barge-in: how long `cancel` took to return (from then on no audio of the
+/// context is delivered), and from `cancel` to the first audio of the next context.
+fn barge_in(api: &dyn LiveApi, hard: bool) -> (Duration, Duration) {
     let (tx, mut rx) = api.tts_live(live_config()).expect("tts_live");
     tx.push(
         "long",
@@ -935,10 +937,12 @@ fn barge_in(api: &dyn LiveApi, hard: bool) -> Duration {
     assert!(cancelled.expect("cancel"));
     tx.push("next", "Okay.").expect("push");
     tx.finish_context("next").expect("finish");
+    let mut next_audio = None;
     loop {
         match rx.recv().expect("an event").expect("no error") {
             TtsLiveEvent::Audio { context, .. } => {
                 assert_eq!(context.as_ref().map(|c| c.as_str()), Some("next"));
+                next_audio.get_or_insert_with(|| t0.elapsed());
             }
             TtsLiveEvent::ContextDone { context, .. } if context.as_str() == "next" => break,
             _ => {}
@@ -946,7 +950,7 @@ fn barge_in(api: &dyn LiveApi, hard: bool) -> Duration {
     }
     tx.close().expect("close");
     while rx.recv().is_some() {}
-    took
+    (took, next_audio.unwrap_or_default())
 }
 
 #[test]
@@ -955,23 +959,33 @@ fn live_tts_cancel_to_silence() {
     within(LIMIT, || {
         latency_header(
             &format!(
-                "Barge-in: from `cancel()` to the guarantee that no audio of the context is \
-                 delivered (the call's return), mid-generation ({}; emulator paced in real \
-                 time)",
+                "Barge-in mid-generation: from `cancel()` to the guarantee that no audio of \
+                 the context is delivered (the call's return), and to the first audio of \
+                 the next context, pushed right after ({}; emulator paced in real time)",
                 machine()
             ),
-            &["cancel", "transport"],
+            &["cancel", "measured to", "transport"],
         );
         let emulator = emulator().realtime_factor(1.0).spawn().expect("emulator");
         for api in live_clients(&emulator, KEY) {
             for hard in [false, true] {
-                let samples = measure(WARMUP, 30, || barge_in(api.as_ref(), hard));
+                let mut to_next = Vec::new();
+                let samples = measure(WARMUP, 30, || {
+                    let (took, next) = barge_in(api.as_ref(), hard);
+                    to_next.push(next);
+                    took
+                });
+                let to_next = &to_next[WARMUP..];
                 let label = if hard {
                     "cancel_hard (new connection)"
                 } else {
                     "cancel (message)"
                 };
-                latency_row(&[label, api.name()], &samples);
+                latency_row(&[label, "cancel returns: silence", api.name()], &samples);
+                latency_row(
+                    &[label, "first audio of the next context", api.name()],
+                    to_next,
+                );
             }
         }
     });

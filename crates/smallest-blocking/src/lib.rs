@@ -121,9 +121,10 @@ use ureq::unversioned::transport::{
 
 mod live;
 pub use live::{
-    CloseOutcome, CloseReason, ContextId, READ_SLICE, Redial, SttEncoding, SttLive, SttLiveConfig,
-    SttLiveEvent, SttLiveReceiver, SttLiveRoute, SttLiveSender, SttReconnect, Transcript,
-    TtsContext, TtsLive, TtsLiveConfig, TtsLiveEvent, TtsLiveReceiver, TtsLiveSender,
+    BURST_SLICE, BURST_WINDOW, CloseOutcome, CloseReason, ContextId, READ_SLICE, Redial,
+    SttEncoding, SttLive, SttLiveConfig, SttLiveEvent, SttLiveReceiver, SttLiveRoute,
+    SttLiveSender, SttReconnect, Transcript, TtsContext, TtsLive, TtsLiveConfig, TtsLiveEvent,
+    TtsLiveReceiver, TtsLiveSender,
 };
 
 pub use smallest_core::{

@@ -40,6 +40,14 @@ use crate::Client;
 /// waits for a receiver that is waiting for the server.
 pub const READ_SLICE: Duration = Duration::from_millis(20);
 
+/// The read slice while a sender is active (it wrote within [`BURST_WINDOW`]): text
+/// streamed fragment by fragment from an LLM waits at most this long per fragment for
+/// the receiver's read to end, instead of a whole [`READ_SLICE`].
+pub const BURST_SLICE: Duration = Duration::from_millis(2);
+
+/// How long after a sender's last write the receiver reads in [`BURST_SLICE`]s.
+pub const BURST_WINDOW: Duration = Duration::from_millis(250);
+
 impl Client {
     /// Opens a live TTS connection (`WSS /waves/v1/tts/live`).
     ///
@@ -287,6 +295,8 @@ struct Conn<S: Session> {
     read_timeout: Duration,
     /// For new connections (a session that reconnects or redials).
     client: Client,
+    /// When a sender last wrote: reads are short for a [`BURST_WINDOW`] after it.
+    sent: Option<Instant>,
 }
 
 impl<S: Session> Conn<S> {
@@ -360,10 +370,16 @@ impl<S: Session> Conn<S> {
             std::thread::sleep(wait);
             return None;
         }
+        let slice = if self
+            .sent
+            .is_some_and(|at| now.saturating_duration_since(at) < BURST_WINDOW)
+        {
+            BURST_SLICE
+        } else {
+            READ_SLICE
+        };
         let wait = deadline
-            .map_or(READ_SLICE, |due| {
-                due.saturating_duration_since(now).min(READ_SLICE)
-            })
+            .map_or(slice, |due| due.saturating_duration_since(now).min(slice))
             .max(Duration::from_millis(1));
         if wait != self.read_timeout {
             if let Err(e) = self.ws.get_ref().tcp().set_read_timeout(Some(wait)) {
@@ -439,6 +455,7 @@ impl<S: Session> Shared<S> {
                 driver,
                 read_timeout: READ_SLICE,
                 client,
+                sent: None,
             }),
             waiting: AtomicUsize::new(0),
         })
@@ -459,7 +476,9 @@ impl<S: Session> Shared<S> {
     /// A sender verb: update the session, then write what it queued.
     fn act<R>(&self, f: impl FnOnce(&mut S, Instant) -> Result<R, Error>) -> Result<R, Error> {
         let mut conn = self.lock_for_send();
-        let out = f(conn.driver.session_mut(), Instant::now())?;
+        let now = Instant::now();
+        conn.sent = Some(now);
+        let out = f(conn.driver.session_mut(), now)?;
         if let Err(e) = conn.write_queued() {
             // A session that reconnects replays what was sent: the verb succeeded.
             conn.driver.handle_write_failure(e, Instant::now())?;
@@ -545,7 +564,10 @@ impl<S: Session> Shared<S> {
 ///   if sooner), feeds what it read to the session, runs the session's timers
 ///   (keepalive pings, the TTS idle deadline) and unlocks. Between two reads it
 ///   steps aside for any sender waiting for the lock, so **a send waits at most one
-///   read slice** for a receiver blocked in `read`.
+///   read slice** for a receiver blocked in `read`. For a [`BURST_WINDOW`] after a
+///   send the slice is a [`BURST_SLICE`]: the fragments of a streamed answer after the
+///   first wait at most 2 ms each, and an idle connection still wakes only every
+///   [`READ_SLICE`].
 ///
 /// TLS has one state for both directions, so the socket cannot be split into a
 /// reading and a writing half; a dedicated reader thread would still need the same
