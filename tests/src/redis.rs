@@ -38,6 +38,18 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free port: {e}"))?
             .port();
+        RedisServer::on_port(port)
+    }
+
+    /// Kills the server and starts an empty one on the same port (a Redis restart
+    /// that lost its data).
+    pub fn restart(&mut self) {
+        self.stop();
+        let fresh = RedisServer::on_port(self.port).expect("redis-server starts again");
+        *self = fresh;
+    }
+
+    fn on_port(port: u16) -> Result<RedisServer, String> {
         let child = Command::new("redis-server")
             .args([
                 "--port",

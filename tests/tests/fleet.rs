@@ -425,3 +425,40 @@ fn slots_are_first_come_first_served_and_a_dropped_waiter_leaves_the_queue() {
     );
     assert!(!debug.contains("hunter2"), "{debug}");
 }
+
+#[test]
+fn a_restarted_redis_is_used_again_and_held_leases_come_back() {
+    let Some(mut redis) = RedisServer::start("a_restarted_redis_is_used_again") else {
+        return;
+    };
+    let lease = Duration::from_millis(600);
+    let holder = RedisLimits::builder(redis.url())
+        .account("restart")
+        .lease_ttl(lease)
+        .build()
+        .expect("limits");
+    let other = RedisLimits::builder(redis.url())
+        .account("restart")
+        .lease_ttl(lease)
+        .build()
+        .expect("limits");
+    let held = wait(holder.tts_slot(), Duration::from_secs(5))
+        .expect("a free slot")
+        .expect("no error");
+    // Redis restarts empty: both processes' connections are dead.
+    redis.restart();
+    // The holder's next renewal (a third of the lease) puts its slot back.
+    std::thread::sleep(lease);
+    // The other process reconnects on its own (no error), and waits for the slot
+    // that is held again.
+    let mut next = other.tts_slot();
+    assert!(
+        wait(next.as_mut(), Duration::from_millis(500)).is_none(),
+        "the held slot was restored after the restart"
+    );
+    drop(held);
+    assert!(
+        wait(next, Duration::from_secs(5)).is_some_and(|r| r.is_ok()),
+        "then it is given back and taken"
+    );
+}

@@ -499,19 +499,31 @@ impl<S: Session> Shared<S> {
     /// The receiver: the next event, or `None` after the `Closed` event.
     fn next(&self) -> Option<Result<S::Event, Error>> {
         loop {
-            if let Some(item) = self.lock().step() {
-                return item;
+            {
+                let mut conn = self.lock();
+                // A sender that announced itself while this thread took the lock goes
+                // first: a read now would make it wait a whole slice.
+                if self.waiting.load(Ordering::SeqCst) == 0
+                    && let Some(item) = conn.step()
+                {
+                    return item;
+                }
             }
             // Let a waiting sender have the lock before reading again.
-            let mut spins = 0u32;
-            while self.waiting.load(Ordering::SeqCst) > 0 {
-                if spins < 64 {
-                    std::thread::yield_now();
-                } else {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                spins = spins.saturating_add(1);
+            self.step_aside();
+        }
+    }
+
+    /// Waits until no sender waits for the lock.
+    fn step_aside(&self) {
+        let mut spins = 0u32;
+        while self.waiting.load(Ordering::SeqCst) > 0 {
+            if spins < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
             }
+            spins = spins.saturating_add(1);
         }
     }
 }

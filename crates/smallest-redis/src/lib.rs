@@ -157,18 +157,18 @@ impl RedisLimitsBuilder {
         self
     }
 
-    /// The lease of a held slot (default [`DEFAULT_LEASE_TTL`], at least 300 ms): renewed
+    /// The lease of a held slot (default [`DEFAULT_LEASE_TTL`], 300 ms to 10 min): renewed
     /// every third of it while held; a process that dies loses its slots this long after
     /// its last renewal.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease_ttl = ttl.max(Duration::from_millis(300));
+        self.lease_ttl = ttl.clamp(Duration::from_millis(300), Duration::from_secs(600));
         self
     }
 
     /// The time limit of one Redis command, connecting included (default
-    /// [`DEFAULT_REDIS_TIMEOUT`]).
+    /// [`DEFAULT_REDIS_TIMEOUT`]; 10 ms to 60 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::from_millis(10));
+        self.timeout = timeout.clamp(Duration::from_millis(10), Duration::from_secs(60));
         self
     }
 
@@ -237,6 +237,8 @@ impl RedisLimitsBuilder {
             ttl: self.lease_ttl,
             stop: stop.clone(),
             ids: Ids::new(),
+            down: None,
+            orphans: Vec::new(),
         };
         thread::Builder::new()
             .name("smallest-redis".into())
@@ -249,10 +251,17 @@ impl RedisLimitsBuilder {
             tx: tx.clone(),
             stop: stop.clone(),
         };
-        thread::Builder::new()
+        if let Err(e) = thread::Builder::new()
             .name("smallest-redis-wake".into())
             .spawn(move || subscriber.run())
-            .map_err(|e| Error::Config(format!("could not start the Redis thread: {e}").into()))?;
+        {
+            // The first thread stops too.
+            stop.store(true, Ordering::Relaxed);
+            let _ = tx.send(Command::Wake);
+            return Err(Error::Config(
+                format!("could not start the Redis thread: {e}").into(),
+            ));
+        }
         Ok(RedisLimits {
             inner: Arc::new(Inner {
                 tx,
@@ -291,8 +300,15 @@ struct Inner {
 }
 
 impl Drop for Inner {
+    /// Stops the threads once every held slot is given back. Waits (at most a second)
+    /// for the releases already sent to reach Redis, so that a process that exits
+    /// right after its last call does not leave its slot to expire.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.tx.send(Command::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(1));
+        }
     }
 }
 
@@ -503,10 +519,10 @@ impl Limits for RedisLimits {
 }
 
 /// The scripts, hashed once (`EVALSHA`, loaded again after a Redis restart).
-static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(scripts::ACQUIRE));
+static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(&scripts::acquire()));
 static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(scripts::RELEASE));
-static RENEW: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(scripts::RENEW));
-static RATE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(scripts::RATE));
+static RENEW: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(&scripts::renew()));
+static RATE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(&scripts::rate()));
 
 /// The index of the TTS semaphore.
 const TTS: usize = 0;
@@ -552,6 +568,8 @@ enum Command {
     },
     /// A slot was released somewhere in the fleet: ask again.
     Wake,
+    /// Answer once every command sent before this one is done.
+    Flush(mpsc::SyncSender<()>),
 }
 
 /// A held slot: dropping it gives the slot back.
@@ -577,18 +595,24 @@ struct Ids {
 }
 
 impl Ids {
+    /// 128 random bits (from the standard library's per-process hash keys, mixed with
+    /// the process id and the time): ids of processes in different containers, which
+    /// often share a process id, do not collide.
     fn new() -> Self {
-        static INSTANCE: AtomicU64 = AtomicU64::new(0);
+        use std::hash::{BuildHasher, Hasher};
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
+            .map_or(0, |d| d.as_nanos());
+        let mut random = [0u64; 2];
+        for (i, r) in random.iter_mut().enumerate() {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(nanos);
+            h.write_u32(std::process::id());
+            h.write_usize(i);
+            *r = h.finish();
+        }
         Ids {
-            base: format!(
-                "{}-{}-{:08x}",
-                std::process::id(),
-                INSTANCE.fetch_add(1, Ordering::Relaxed),
-                nanos
-            ),
+            base: format!("{:016x}{:016x}", random[0], random[1]),
             next: AtomicU64::new(0),
         }
     }
@@ -628,7 +652,16 @@ struct Worker {
     ttl: Duration,
     stop: Arc<AtomicBool>,
     ids: Ids,
+    /// Redis failed at this instant, with this error: commands fail at once for
+    /// [`DOWN_FOR`] instead of each waiting for its own connect limit.
+    down: Option<(Instant, Error)>,
+    /// Ids whose ask failed (a reply lost to a timeout may have granted them): given
+    /// back once Redis answers again, so that no slot waits for its lease.
+    orphans: Vec<(usize, String)>,
 }
+
+/// How long commands fail at once after Redis failed.
+const DOWN_FOR: Duration = Duration::from_millis(250);
 
 impl Worker {
     fn run(mut self) {
@@ -640,30 +673,34 @@ impl Worker {
         let mut asked = Instant::now();
         loop {
             let now = Instant::now();
-            let next_renew = renewed + renew_every;
+            let next_renew = renewed.checked_add(renew_every).unwrap_or(now);
             let next_ask = if self.waiting.is_empty() {
                 next_renew
             } else {
-                asked + ask_every
+                asked.checked_add(ask_every).unwrap_or(now)
             };
             let timeout = next_renew.min(next_ask).saturating_duration_since(now);
             let mut ask = false;
             match self.rx.recv_timeout(timeout) {
                 Ok(command) => ask |= self.handle(command),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
-                // Every `RedisLimits` and every lease is gone; `self.tx` keeps the
-                // channel open, so this does not happen — the stop flag ends the loop.
+                // `self.tx` keeps the channel open, so this does not happen: the stop
+                // flag ends the loop.
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
             while let Ok(command) = self.rx.try_recv() {
                 ask |= self.handle(command);
+                if renewed.elapsed() >= renew_every {
+                    // A long backlog does not hold up the leases.
+                    self.renew();
+                    renewed = Instant::now();
+                }
             }
-            let now = Instant::now();
-            if now >= renewed + renew_every {
+            if renewed.elapsed() >= renew_every {
                 self.renew();
-                renewed = now;
+                renewed = Instant::now();
             }
-            if ask || (!self.waiting.is_empty() && now >= asked + ask_every) {
+            if ask || (!self.waiting.is_empty() && asked.elapsed() >= ask_every) {
                 self.ask();
                 asked = Instant::now();
             }
@@ -674,6 +711,18 @@ impl Worker {
                 break;
             }
         }
+    }
+
+    /// RELEASE of `id` in semaphore `which`.
+    fn release(&mut self, which: usize, id: &str) -> Result<i64, Error> {
+        let s = &self.semaphores[which];
+        let mut invocation = RELEASE.key(&s.holders);
+        invocation
+            .key(&s.queue)
+            .key(&s.waiting)
+            .key(&s.wake)
+            .arg(id);
+        self.run_script::<i64>(&invocation)
     }
 
     /// Handles one command; `true` when the waiters should ask again.
@@ -689,16 +738,10 @@ impl Worker {
             }
             Command::Release { which, id } => {
                 self.held[which].remove(&id);
-                let s = &self.semaphores[which];
-                let mut invocation = RELEASE.key(&s.holders);
-                invocation
-                    .key(&s.queue)
-                    .key(&s.waiting)
-                    .key(&s.wake)
-                    .arg(&id);
-                if let Err(e) = self.run_script::<i64>(&invocation) {
-                    // The lease ends on its own within its time to live.
-                    tracing::warn!(target: "smallest", error = %self.shared.error(&e), "could not give a slot back to Redis; its lease ends on its own");
+                if let Err(e) = self.release(which, &id) {
+                    // Given back when Redis answers again, or its lease ends first.
+                    tracing::warn!(target: "smallest", error = %e, "could not give a slot back to Redis; trying again when it answers");
+                    self.orphans.push((which, id));
                 }
                 true
             }
@@ -712,12 +755,16 @@ impl Worker {
                 let answer = match self.run_script::<i64>(&invocation) {
                     Ok(0) => Ok(Rate::Granted),
                     Ok(ms) => Ok(Rate::RetryIn(Duration::from_millis(ms.max(1) as u64))),
-                    Err(e) => Err(self.shared.error(&e)),
+                    Err(e) => Err(e),
                 };
                 let _ = tx.send(answer);
                 false
             }
             Command::Wake => true,
+            Command::Flush(ack) => {
+                let _ = ack.try_send(());
+                false
+            }
         }
     }
 
@@ -729,20 +776,17 @@ impl Worker {
         let mut failed: Option<Error> = None;
         for w in waiting {
             if let Some(e) = &failed {
+                self.orphans.push((w.which, w.id));
                 let _ = w.tx.send(Err(e.clone_limits()));
                 continue;
             }
-            let s = &self.semaphores[w.which];
             if w.tx.is_closed() {
-                let mut invocation = RELEASE.key(&s.holders);
-                invocation
-                    .key(&s.queue)
-                    .key(&s.waiting)
-                    .key(&s.wake)
-                    .arg(&w.id);
-                let _ = self.run_script::<i64>(&invocation);
+                if self.release(w.which, &w.id).is_err() {
+                    self.orphans.push((w.which, w.id));
+                }
                 continue;
             }
+            let s = &self.semaphores[w.which];
             let mut invocation = ACQUIRE.key(&s.holders);
             invocation
                 .key(&s.queue)
@@ -764,8 +808,10 @@ impl Worker {
                     let _ = w.tx.send(Ok(permit));
                 }
                 Ok(_) => still.push(w),
-                Err(e) => {
-                    let error = self.shared.error(&e);
+                Err(error) => {
+                    // The script may have run with its answer lost: give the id back
+                    // when Redis answers again.
+                    self.orphans.push((w.which, w.id));
                     let _ = w.tx.send(Err(error.clone_limits()));
                     failed = Some(error);
                 }
@@ -774,32 +820,74 @@ impl Worker {
         self.waiting = still;
     }
 
-    /// Extends the leases of the held slots.
+    /// Extends the leases of the held slots, and gives back the orphans.
     fn renew(&mut self) {
+        for (which, id) in std::mem::take(&mut self.orphans) {
+            if self.release(which, &id).is_err() {
+                self.orphans.push((which, id));
+            }
+        }
         for which in [TTS, STT_LIVE] {
             if self.held[which].is_empty() {
                 continue;
             }
             let mut invocation = RENEW.key(&self.semaphores[which].holders);
-            invocation.arg(self.ttl.as_millis() as u64);
+            invocation
+                .arg(self.ttl.as_millis() as u64)
+                .arg(self.semaphores[which].limit);
             for id in &self.held[which] {
                 invocation.arg(id);
             }
             match self.run_script::<Vec<String>>(&invocation) {
                 Ok(lost) => {
                     for id in lost {
-                        tracing::warn!(target: "smallest", holder = %id, "a slot's lease ended before its call did (the process stalled longer than the lease); the account may be over its limit until the call ends");
+                        tracing::warn!(target: "smallest", holder = %id, "a slot's lease ended before its call did (the process stalled longer than the lease, or Redis lost its data) and the slot was taken meanwhile; the account may be over its limit until the call ends");
                         self.held[which].remove(&id);
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(target: "smallest", error = %self.shared.error(&e), "could not renew the leases of held slots");
+                    tracing::warn!(target: "smallest", error = %e, "could not renew the leases of held slots");
                 }
             }
         }
     }
 
+    /// Runs one script. A cached connection that fails with a connection error
+    /// (Redis restarted, an idle connection closed by Redis or the network) is replaced
+    /// and the script run once more: every script may be repeated for the same ids.
+    /// After a failure, scripts fail at once for [`DOWN_FOR`].
     fn run_script<T: redis::FromRedisValue>(
+        &mut self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, Error> {
+        if let Some((at, error)) = &self.down {
+            if at.elapsed() < DOWN_FOR {
+                return Err(error.clone_limits());
+            }
+            self.down = None;
+        }
+        let cached = self.conn.is_some();
+        let result = self.invoke(invocation);
+        let result = match result {
+            Err(e) if cached && (e.is_connection_dropped() || e.is_io_error()) => {
+                self.invoke(invocation)
+            }
+            other => other,
+        };
+        result.map_err(|e| {
+            let error = self.shared.error(&e);
+            if e.is_connection_dropped()
+                || e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_refusal()
+            {
+                self.down = Some((Instant::now(), error.clone_limits()));
+            }
+            error
+        })
+    }
+
+    fn invoke<T: redis::FromRedisValue>(
         &mut self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, redis::RedisError> {
@@ -913,32 +1001,47 @@ fn check_account(account: &str) -> Result<(), Error> {
 
 /// `url` without a password (`redis://user:secret@host` → `redis://user:***@host`).
 fn display_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}{path}")
-        }
-        None => url.to_owned(),
+    let mut shown = url.to_owned();
+    for secret in secrets_of(url) {
+        shown = shown.replace(&secret, "***");
     }
+    shown
 }
 
 /// `text` with the URL's password removed, should a Redis error repeat it.
 fn scrub(text: &str, url: &str) -> String {
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split('/').next())
-        .and_then(|authority| authority.rsplit_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password)
-        .filter(|p| !p.is_empty());
-    match password {
-        Some(p) => text.replace(p, "***"),
-        None => text.to_owned(),
+    let mut clean = text.to_owned();
+    for secret in secrets_of(url) {
+        clean = clean.replace(&secret, "***");
     }
+    clean
+}
+
+/// The secrets of a Redis URL: the password of `user:password@` (up to the last `@`,
+/// so a `/` or `@` inside it does not end it early) and the values of `pass=` and
+/// `password=` in the query (`redis+unix:///s.sock?pass=…`).
+fn secrets_of(url: &str) -> Vec<String> {
+    let mut secrets = Vec::new();
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    if let Some((userinfo, _)) = rest.rsplit_once('@')
+        && let Some((_, password)) = userinfo.split_once(':')
+        && !password.is_empty()
+    {
+        secrets.push(password.to_owned());
+    }
+    if let Some((_, query)) = rest.split_once('?') {
+        for pair in query.split('&') {
+            if let Some((name, value)) = pair.split_once('=')
+                && matches!(name.to_ascii_lowercase().as_str(), "pass" | "password")
+                && !value.is_empty()
+            {
+                secrets.push(value.to_owned());
+            }
+        }
+    }
+    // Longest first: a secret that contains another is replaced whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
 }
 
 /// The number in variable `name` (at least 1), if it is set.
@@ -980,6 +1083,15 @@ mod tests {
             scrub("auth failed for hunter2", "redis://:hunter2@h/0"),
             "auth failed for ***"
         );
+        assert_eq!(
+            display_url("redis://:pa/ss@word@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
+        assert_eq!(
+            display_url("redis+unix:///run/redis.sock?db=1&pass=hunter2"),
+            "redis+unix:///run/redis.sock?db=1&pass=***"
+        );
+        assert_eq!(display_url("not a url"), "not a url");
     }
 
     #[test]
