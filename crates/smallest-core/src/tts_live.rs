@@ -817,7 +817,22 @@ pub struct TtsLiveSession {
     segment_start: Duration,
     link: Link,
     connected_at: Instant,
+    /// After `cancel_context_hard`: until this instant, a context that the server refuses
+    /// for concurrency before it was heard is sent again (the abandoned request on the
+    /// old connection may still count against the account for a moment).
+    regrace: Option<Instant>,
+    /// Contexts to send again, and when.
+    resend: Option<(Instant, Vec<ContextId>)>,
+    /// Resends since the last hard cancel.
+    resends: u32,
 }
+
+/// How long after a hard cancel a refused context is sent again.
+const HARD_CANCEL_GRACE: Duration = Duration::from_secs(3);
+/// The wait before a refused context is sent again.
+const RESEND_DELAY: Duration = Duration::from_millis(100);
+/// The most resends after one hard cancel.
+const MAX_RESENDS: u32 = 20;
 
 impl TtsLiveSession {
     /// A session on a connection that opened at `now` with these settings.
@@ -844,6 +859,9 @@ impl TtsLiveSession {
             segment_start: Duration::ZERO,
             link: Link::Up,
             connected_at: now,
+            regrace: None,
+            resend: None,
+            resends: 0,
         })
     }
 
@@ -1079,6 +1097,10 @@ impl TtsLiveSession {
         for r in &mut self.in_flight {
             r.server_id = None;
         }
+        if why == Redial::HardCancel {
+            self.regrace = now.checked_add(HARD_CANCEL_GRACE);
+            self.resends = 0;
+        }
         tracing::debug!(target: "smallest", ?why, "TTS session on a new connection");
         self.events
             .push_back(TtsLiveEvent::Reconnected { why }.into());
@@ -1219,7 +1241,11 @@ impl TtsLiveSession {
             .iter()
             .filter_map(|r| r.drained_at(drain))
             .min();
-        [idle, keepalive, drained].into_iter().flatten().min()
+        let resend = self.resend.as_ref().map(|(at, _)| *at);
+        [idle, keepalive, drained, resend]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Acts on the deadlines that have passed at `now`: queues a keepalive, ends the
@@ -1237,6 +1263,23 @@ impl TtsLiveSession {
         {
             self.context_done(p);
         }
+        if self.resend.as_ref().is_some_and(|(at, _)| *at <= now)
+            && let Some((_, ids)) = self.resend.take()
+        {
+            for id in ids {
+                let messages = self
+                    .in_flight
+                    .iter()
+                    .find(|r| r.context_id() == Some(&id) && !r.is_cancelled())
+                    .and_then(|r| r.context.as_ref())
+                    .filter(|c| !c.heard)
+                    .map(|c| c.sent.clone())
+                    .unwrap_or_default();
+                tracing::debug!(target: "smallest", context = id.as_str(), "sending a refused context again");
+                self.outgoing.extend(messages);
+            }
+            self.touch(now);
+        }
         if let Some(interval) = self.keepalive
             && deadline(self.last_message, interval).is_some_and(|d| d <= now)
             && let Ok(message) = self.config.message(" ", true, None, None)
@@ -1249,6 +1292,43 @@ impl TtsLiveSession {
         {
             self.idle_expired = true;
         }
+    }
+
+    /// A concurrency refusal of a context not heard yet, shortly after a hard cancel:
+    /// the account still counted the request abandoned on the old connection. The
+    /// context is sent again after [`RESEND_DELAY`] (at most [`MAX_RESENDS`] times)
+    /// instead of failing; `true` when the frame was taken care of so.
+    fn resend_refused(&mut self, named: Option<&str>, lower: &str, now: Instant) -> bool {
+        let concurrency = lower.contains("concurren") || lower.contains("too many");
+        if !concurrency
+            || self.regrace.is_none_or(|until| now >= until)
+            || self.resends >= MAX_RESENDS
+        {
+            return false;
+        }
+        let unheard = |r: &InFlight| {
+            r.context
+                .as_ref()
+                .is_some_and(|c| !c.heard && !c.cancelled && !c.sent.is_empty())
+        };
+        let target = match named {
+            Some(name) => self
+                .in_flight
+                .iter()
+                .find(|r| r.context_id().is_some_and(|c| c.as_str() == name) && unheard(r)),
+            None => self.in_flight.iter().find(|r| unheard(r)),
+        };
+        let Some(id) = target.and_then(|r| r.context_id().cloned()) else {
+            return false;
+        };
+        let (_, ids) = self
+            .resend
+            .get_or_insert_with(|| (now + RESEND_DELAY, Vec::new()));
+        if !ids.contains(&id) {
+            ids.push(id);
+            self.resends += 1;
+        }
+        true
     }
 
     fn ensure_open(&self) -> Result<(), Error> {
@@ -1416,6 +1496,8 @@ impl TtsLiveSession {
     /// Drops the connection and asks for a new one; what was not heard is sent again.
     fn redial(&mut self, why: Redial) {
         self.link = Link::Wanted(why);
+        // What waited to be sent again goes out on the new connection anyway.
+        self.resend = None;
         self.outgoing.clear();
         self.writing = false;
         let mut kept = VecDeque::new();
@@ -1568,6 +1650,9 @@ impl TtsLiveSession {
             Some("error") | None if status.is_some() || obj.contains_key("error") => {
                 let (code, message) = error_fields(obj, &text);
                 let lower = message.to_ascii_lowercase();
+                if self.resend_refused(named, &lower, now) {
+                    return Ok(());
+                }
                 let (request_index, context) =
                     if lower.contains("inactivity") || lower.contains("timed out") {
                         self.idle_error = true;

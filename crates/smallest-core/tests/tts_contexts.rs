@@ -364,6 +364,57 @@ fn a_hard_cancel_redials_and_sends_the_unheard_contexts_again() {
     );
 }
 
+/// After a hard cancel the account may still count the abandoned request for a moment:
+/// a context refused for concurrency before it was heard is sent again, not failed.
+#[test]
+fn after_a_hard_cancel_a_context_refused_for_concurrency_is_sent_again() {
+    let refused = |ctx: &str| {
+        WsMessage::Text(format!(
+            r#"{{"status":"error","context_id":"{ctx}","message":"Too many concurrent requests: wait for one to finish."}}"#
+        ))
+    };
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    s.push_context("a", "Being spoken.", t0).unwrap();
+    sent(&mut s);
+    s.handle_message(chunk(Some("a"), 100), t0).unwrap();
+    assert!(s.cancel_context_hard("a", t0).unwrap());
+    s.handle_connected(t0 + ms(10)).unwrap();
+    events(&mut s);
+    s.push_context("next", "Okay.", t0 + ms(11)).unwrap();
+    s.finish_context("next", t0 + ms(11)).unwrap();
+    assert_eq!(sent(&mut s).len(), 2);
+    s.handle_message(refused("next"), t0 + ms(20)).unwrap();
+    // A second refusal (of the closing message) is the same episode.
+    s.handle_message(refused("next"), t0 + ms(21)).unwrap();
+    assert!(
+        events(&mut s).is_empty(),
+        "no error for a refusal that is retried"
+    );
+    assert!(sent(&mut s).is_empty(), "not at once");
+    let at = s.poll_timeout().unwrap();
+    assert_eq!(at, t0 + ms(120));
+    s.handle_timeout(at);
+    let again = sent(&mut s);
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert!(again.iter().all(|m| m["context_id"] == "next"));
+    assert_eq!(again[0]["text"], "Okay.");
+    assert_eq!(again[1]["continue"], false);
+    s.handle_message(chunk(Some("next"), 100), at + ms(5))
+        .unwrap();
+    assert!(
+        matches!(&events(&mut s)[..], [TtsLiveEvent::Audio { context: Some(c), .. }] if c.as_str() == "next")
+    );
+    // Without a hard cancel before it, the same refusal is the server's error.
+    let mut plain = session(t0);
+    plain.push_context("x", "Hello.", t0).unwrap();
+    sent(&mut plain);
+    plain.handle_message(refused("x"), t0 + ms(5)).unwrap();
+    assert!(
+        matches!(&events(&mut plain)[..], [TtsLiveEvent::Error { context: Some(c), .. }] if c.as_str() == "x")
+    );
+}
+
 #[test]
 fn a_connection_past_its_age_is_replaced_at_the_next_turn_only() {
     let t0 = Instant::now();

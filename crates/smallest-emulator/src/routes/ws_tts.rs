@@ -60,7 +60,8 @@
 //! A synthesis (a legacy flush or a release) holds one of the key's TTS slots — the same ones the
 //! HTTP routes use — from its start (through the configured latency) to its last audio frame;
 //! without a free slot the request gets the error frame `Too many concurrent requests: …` and its
-//! buffered text is dropped (for a context: the whole context, as if cancelled). A legacy synthesis
+//! buffered text is dropped (for a context: the whole context; unlike a cancelled one, its id may
+//! be sent again, which a client does after a hard cancel). A legacy synthesis
 //! is sent to its end before the socket reads on, so contexts wait meanwhile. The idle timeout
 //! counts from the last client message or the end of the last synthesis, and does not run while a
 //! release is being generated; on expiry the error frame of the real service is sent, then a close
@@ -730,6 +731,14 @@ impl Live {
         true
     }
 
+    /// Drops a context that was refused (no free TTS slot) without remembering its id:
+    /// the client may send it again, as after a finished context.
+    fn refuse(&mut self, id: &str) {
+        if let Some(index) = self.queue.iter().position(|c| c.id == id) {
+            self.queue.remove(index);
+        }
+    }
+
     fn is_cancelled(&self, id: &str) -> bool {
         self.cancelled.iter().any(|c| c == id)
     }
@@ -1035,7 +1044,7 @@ impl Session {
                 head.since = (!head.buffer.trim().is_empty()).then_some(head.last_arrival);
                 let id = head.id.clone();
                 let Some(slot) = self.state.try_acquire_tts(&self.key) else {
-                    live.remove(&id);
+                    live.refuse(&id);
                     let message = self.too_many_message();
                     return self.context_error(socket, &id, &message).await;
                 };
