@@ -898,26 +898,17 @@ async fn stt_rpm_refuses_the_request_over_the_rate_per_model_with_retry_after() 
         .await
         .expect("start");
     let http = Http::new(&emu);
-    // A 16 kHz mono WAV of emulator speech.
-    let pcm: Vec<u8> = speech::synthesize_pcm(SAMPLE_AUDIO_TEXT, 16_000, 1.0)
-        .iter()
-        .flat_map(|s| s.to_le_bytes())
-        .collect();
-    let mut wav = Vec::with_capacity(44 + pcm.len());
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + pcm.len() as u32).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&16_000u32.to_le_bytes());
-    wav.extend_from_slice(&32_000u32.to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(pcm.len() as u32).to_le_bytes());
-    wav.extend_from_slice(&pcm);
-    let wav = Bytes::from(wav);
+    // A 16 kHz mono WAV of emulator speech, from the emulator's own generator.
+    let wav = http
+        .send(
+            Method::GET,
+            "/_emulator/speech.wav?text=Rate+limited.",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(wav.status, StatusCode::OK);
+    let wav = wav.body;
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let r = http

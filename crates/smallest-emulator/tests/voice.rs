@@ -3,7 +3,6 @@
 //! live-session faults (`WsDrop`, `WsClose`, `WsStall`), and live STT resumed from a word
 //! boundary. Every test is bounded in time; every loop is bounded in count.
 
-use std::future::Future;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,68 +12,23 @@ use smallest_emulator::{Emulator, EmulatorBuilder, Fault, FaultRule, RunningEmul
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+mod common;
+
+use common::{Ws, bounded, next_json, next_within, send, try_connect};
 
 const KEY: &str = "sk_test_voice_0123456789";
 const TTS: &str = "/waves/v1/tts/live";
 const STT: &str = "/waves/v1/stt/live?model=pulse&language=en&sample_rate=16000&encoding=linear16";
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn bounded<F: Future<Output = ()>>(secs: u64, body: F) {
-    tokio::time::timeout(Duration::from_secs(secs), body)
-        .await
-        .expect("the test took too long");
-}
 
 async fn start(builder: EmulatorBuilder) -> RunningEmulator {
     builder.key(KEY).start().await.expect("start")
 }
 
 async fn connect(emu: &RunningEmulator, path: &str) -> Ws {
-    let mut request = format!("ws://{}{path}", emu.addr())
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {KEY}").parse().expect("header"),
-    );
-    let (ws, response) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("connect");
-    assert_eq!(response.status(), 101);
-    ws
-}
-
-async fn send(ws: &mut Ws, value: Value) {
-    ws.send(Message::text(value.to_string()))
-        .await
-        .expect("send");
-}
-
-/// The next text frame as JSON within `wait` (control frames skipped); `None` when none came.
-async fn next_within(ws: &mut Ws, wait: Duration) -> Option<Value> {
-    let deadline = Instant::now() + wait;
-    loop {
-        let message = tokio::time::timeout_at(deadline, ws.next()).await.ok()?;
-        match message.expect("the socket ended").expect("socket error") {
-            Message::Text(text) => {
-                return Some(serde_json::from_str(text.as_str()).expect("JSON frame"));
-            }
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            Message::Binary(_) => panic!("the server sent a binary frame"),
-            _ => {}
-        }
-    }
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    next_within(ws, Duration::from_secs(10))
-        .await
-        .expect("no frame within 10 s")
+    try_connect(emu, path, Some(KEY)).await.expect("connect")
 }
 
 /// Asserts that no text frame arrives within `wait`.
@@ -520,6 +474,15 @@ async fn end_of(ws: &mut Ws) -> Result<(CloseCode, String), String> {
     panic!("endless stream");
 }
 
+/// Sends `audio` as binary frames of 4096 bytes, the recommended size.
+async fn send_audio(ws: &mut Ws, audio: &[u8]) {
+    for frame in audio.chunks(4096) {
+        ws.send(Message::binary(frame.to_vec()))
+            .await
+            .expect("send");
+    }
+}
+
 fn pcm_bytes(pcm: &[i16]) -> Vec<u8> {
     pcm.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
@@ -556,11 +519,7 @@ async fn ws_drop_resets_the_first_two_sessions_then_lets_them_be() {
         }
         // The third session is served normally.
         let mut ws = connect(&emu, STT).await;
-        for frame in pcm.chunks(4096) {
-            ws.send(Message::binary(frame.to_vec()))
-                .await
-                .expect("send");
-        }
+        send_audio(&mut ws, &pcm).await;
         send(&mut ws, json!({"type": "close_stream"})).await;
         let mut finals = Vec::new();
         for _ in 0..10_000 {
@@ -690,11 +649,7 @@ async fn ws_stall_after_the_upgrade() {
         emu.inject(FaultRule::new("/waves/v1/stt/live", Fault::WsStall).times(1));
         let mut ws = connect(&emu, STT).await;
         let pcm = pcm_bytes(&speech::synthesize_pcm("Anyone there?", 16_000, 1.0));
-        for frame in pcm.chunks(4096) {
-            ws.send(Message::binary(frame.to_vec()))
-                .await
-                .expect("send");
-        }
+        send_audio(&mut ws, &pcm).await;
         send(&mut ws, json!({"type": "finalize"})).await;
         ws.send(Message::Ping(b"hello".to_vec().into()))
             .await
@@ -705,11 +660,7 @@ async fn ws_stall_after_the_upgrade() {
         drop(ws);
         // The next session is normal.
         let mut ws = connect(&emu, STT).await;
-        for frame in pcm.chunks(4096) {
-            ws.send(Message::binary(frame.to_vec()))
-                .await
-                .expect("send");
-        }
+        send_audio(&mut ws, &pcm).await;
         send(&mut ws, json!({"type": "finalize"})).await;
         let mut text = String::new();
         for _ in 0..10_000 {
@@ -756,11 +707,7 @@ async fn stt_resumed_from_the_last_final_word_gives_the_rest() {
         // The first connection hears about half of the sentence: one final of four words.
         let mut ws = connect(&emu, &query).await;
         let half = pcm_bytes(&pcm[..pcm.len() * 30 / 56]);
-        for frame in half.chunks(4096) {
-            ws.send(Message::binary(frame.to_vec()))
-                .await
-                .expect("send");
-        }
+        send_audio(&mut ws, &half).await;
         let first = finals(&mut ws, Some(1)).await.remove(0);
         assert_eq!(first["transcript"], "The first part of");
         let last_end = first["words"][3]["end"].as_f64().expect("end");
@@ -770,11 +717,7 @@ async fn stt_resumed_from_the_last_final_word_gives_the_rest() {
         // The second connection replays the audio from the end of the last final word.
         let cut = ((last_end * 16_000.0).round() as usize).min(pcm.len());
         let mut ws = connect(&emu, &query).await;
-        for frame in pcm_bytes(&pcm[cut..]).chunks(4096) {
-            ws.send(Message::binary(frame.to_vec()))
-                .await
-                .expect("send");
-        }
+        send_audio(&mut ws, &pcm_bytes(&pcm[cut..])).await;
         send(&mut ws, json!({"type": "close_stream"})).await;
         let rest = finals(&mut ws, None).await;
         let heard: Vec<String> = rest
@@ -807,17 +750,9 @@ async fn stt_audio_after_a_finalize_is_transcribed() {
         let mut ws = connect(&emu, &format!("{STT}&word_timestamps=true")).await;
         let one = speech::synthesize_pcm("Before finalize.", 16_000, 1.0);
         let two = speech::synthesize_pcm("After it.", 16_000, 1.0);
-        for frame in pcm_bytes(&one).chunks(4096) {
-            ws.send(Message::binary(frame.to_vec()))
-                .await
-                .expect("send");
-        }
+        send_audio(&mut ws, &pcm_bytes(&one)).await;
         send(&mut ws, json!({"type": "finalize"})).await;
-        for frame in pcm_bytes(&two).chunks(4096) {
-            ws.send(Message::binary(frame.to_vec()))
-                .await
-                .expect("send");
-        }
+        send_audio(&mut ws, &pcm_bytes(&two)).await;
         send(&mut ws, json!({"type": "close_stream"})).await;
         let all = finals(&mut ws, None).await;
         let texts: Vec<&str> = all

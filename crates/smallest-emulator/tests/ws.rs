@@ -1,8 +1,6 @@
 //! The live WebSocket routes over real loopback sockets (plain and TLS), driven by
 //! `tokio-tungstenite` as the client. Every test is bounded in time.
 
-use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -11,59 +9,17 @@ use serde_json::{Value, json};
 use smallest_emulator::{Emulator, EmulatorBuilder, RunningEmulator, speech};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+mod common;
+
+use common::{Ws, bounded, next_json, send, try_connect};
 
 const KEY: &str = "sk_test_ws_0123456789";
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Runs a test body under a deadline.
-async fn bounded<F: Future<Output = ()>>(secs: u64, body: F) {
-    tokio::time::timeout(Duration::from_secs(secs), body)
-        .await
-        .expect("the test took too long");
-}
-
 async fn start(builder: EmulatorBuilder) -> RunningEmulator {
     builder.key(KEY).start().await.expect("start")
-}
-
-fn url(emu: &RunningEmulator, path: &str) -> String {
-    let scheme = if emu.ca_certificate_der().is_some() {
-        "wss"
-    } else {
-        "ws"
-    };
-    format!("{scheme}://{}{path}", emu.addr())
-}
-
-async fn try_connect(emu: &RunningEmulator, path: &str, key: Option<&str>) -> Result<Ws, WsError> {
-    let mut request = url(emu, path).into_client_request()?;
-    if let Some(key) = key {
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {key}").parse().expect("header"),
-        );
-    }
-    let connector = emu.ca_certificate_der().map(|der| {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(der.into()).expect("CA certificate");
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        Connector::Rustls(Arc::new(config))
-    });
-    let (ws, response) =
-        tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector).await?;
-    assert_eq!(response.status(), 101);
-    Ok(ws)
 }
 
 async fn connect(emu: &RunningEmulator, path: &str) -> Ws {
@@ -102,23 +58,6 @@ async fn raw_upgrade(emu: &RunningEmulator, path: &str, auth: Option<&str>) -> (
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-/// The next text frame as JSON (control frames skipped); panics on close.
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("no frame within 10 s")
-            .expect("the socket ended")
-            .expect("socket error");
-        match message {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON frame"),
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            Message::Binary(_) => panic!("the server sent a binary frame"),
-            _ => {}
-        }
-    }
-}
-
 /// Reads until the close frame; returns its code and reason.
 async fn closed(ws: &mut Ws) -> (CloseCode, String) {
     loop {
@@ -135,12 +74,6 @@ async fn closed(ws: &mut Ws) -> (CloseCode, String) {
             other => panic!("the socket ended without a close frame: {other:?}"),
         }
     }
-}
-
-async fn send(ws: &mut Ws, value: Value) {
-    ws.send(Message::text(value.to_string()))
-        .await
-        .expect("send");
 }
 
 /// Every frame of one TTS request, through `complete` (which is included).

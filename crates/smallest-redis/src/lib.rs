@@ -431,14 +431,22 @@ impl RedisLimits {
         let _ = self.inner.tx.send(command);
     }
 
-    fn slot(&self, which: usize, what: &'static str) -> LimitFuture<Permit> {
+    /// Sends the command `make` builds around an answer channel, and waits for the
+    /// answer. When Redis failed, the limit comes from the local fallback (`local`)
+    /// if there is one, with a warning that names `what` was taken there.
+    fn ask<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Command,
+        what: &'static str,
+        local: impl FnOnce(&LocalLimits) -> LimitFuture<T> + Send + 'static,
+    ) -> LimitFuture<T> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Acquire { which, tx });
+        self.send(make(tx));
         let fallback = self.inner.fallback.clone();
         let shown = self.inner.shared.shown.clone();
         Box::pin(async move {
             let error = match rx.await {
-                Some(Ok(permit)) => return Ok(permit),
+                Some(Ok(answer)) => return Ok(answer),
                 Some(Err(e)) => e,
                 None => Error::Limits {
                     backend: shown,
@@ -447,13 +455,9 @@ impl RedisLimits {
                 },
             };
             match fallback {
-                Some(local) => {
-                    tracing::warn!(target: "smallest", error = %error, "Redis unreachable: taking a {what} from this process's own limits");
-                    if which == TTS {
-                        local.tts_slot().await
-                    } else {
-                        local.stt_session().await
-                    }
+                Some(fallback) => {
+                    tracing::warn!(target: "smallest", error = %error, "Redis unreachable: {what} from this process's own limits");
+                    local(&fallback).await
                 }
                 None => Err(error),
             }
@@ -463,40 +467,34 @@ impl RedisLimits {
 
 impl Limits for RedisLimits {
     fn tts_slot(&self) -> LimitFuture<Permit> {
-        self.slot(TTS, "TTS slot")
+        self.ask(
+            |tx| Command::Acquire { which: TTS, tx },
+            "a TTS slot",
+            LocalLimits::tts_slot,
+        )
     }
 
     fn stt_request(&self, model: &str, now: Instant) -> LimitFuture<Rate> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Rate {
-            model: model.to_owned(),
-            tx,
-        });
-        let fallback = self.inner.fallback.clone();
-        let shown = self.inner.shared.shown.clone();
-        let model = model.to_owned();
-        Box::pin(async move {
-            let error = match rx.await {
-                Some(Ok(rate)) => return Ok(rate),
-                Some(Err(e)) => e,
-                None => Error::Limits {
-                    backend: shown,
-                    message: "the Redis thread stopped".to_owned(),
-                    remedy: "build new limits".into(),
-                },
-            };
-            match fallback {
-                Some(local) => {
-                    tracing::warn!(target: "smallest", error = %error, "Redis unreachable: counting an STT request in this process's own limits");
-                    local.stt_request(&model, now).await
-                }
-                None => Err(error),
-            }
-        })
+        let owned = model.to_owned();
+        self.ask(
+            |tx| Command::Rate {
+                model: model.to_owned(),
+                tx,
+            },
+            "an STT request counted",
+            move |local| local.stt_request(&owned, now),
+        )
     }
 
     fn stt_session(&self) -> LimitFuture<Permit> {
-        self.slot(STT_LIVE, "live STT session")
+        self.ask(
+            |tx| Command::Acquire {
+                which: STT_LIVE,
+                tx,
+            },
+            "a live STT session",
+            LocalLimits::stt_session,
+        )
     }
 
     fn describe(&self) -> String {

@@ -17,6 +17,12 @@
 //! of a process with a long one expire under it. They exist so that an account nobody
 //! uses any more leaves nothing behind.
 
+/// `now`: Redis's clock in milliseconds (never the clients').
+const NOW: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"#;
+
 /// Sets `key`'s expiry to `ms` unless it already lasts longer (a missing key stays missing).
 const EXTEND: &str = r#"
 local function extend(key, ms)
@@ -29,12 +35,10 @@ end
 /// Returns 0 when `id` holds a slot (now or already), else its place behind the free
 /// slots (1 = next).
 pub(crate) fn acquire() -> String {
-    format!("{EXTEND}{ACQUIRE}")
+    format!("{NOW}{EXTEND}{ACQUIRE}")
 }
 
 const ACQUIRE: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id, limit, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local keep = ttl * 4
 -- Leases that ended: their holders died (or stopped renewing).
@@ -96,12 +100,10 @@ return held
 /// restarted empty, or the process stalled past its lease) is given its slot back while
 /// there is room; the ones that cannot be are returned (they lost it).
 pub(crate) fn renew() -> String {
-    format!("{EXTEND}{RENEW}")
+    format!("{NOW}{EXTEND}{RENEW}")
 }
 
 const RENEW: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local lost = {}
@@ -121,12 +123,10 @@ return lost
 /// A sliding window: at most `limit` grants in any `window`. Returns 0 when granted,
 /// else the milliseconds until the oldest grant leaves the window.
 pub(crate) fn rate() -> String {
-    format!("{EXTEND}{RATE}")
+    format!("{NOW}{EXTEND}{RATE}")
 }
 
 const RATE: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) < limit then

@@ -17,11 +17,9 @@
 //! Output: `ok <ms>` per call (its duration), `error: <message>` and exit 1 on the first
 //! failure, `done` and exit 0 at the end.
 
-use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use smallest_core::limits::{Limits, LocalLimits};
@@ -141,7 +139,7 @@ fn run(args: &Args) -> Result<(), smallest_core::Error> {
         "hold" => {
             let mut held = Vec::new();
             for _ in 0..args.count {
-                held.push(block_on(limits.tts_slot())?);
+                held.push(smallest_blocking::block_on(limits.tts_slot())?);
             }
             println!("held");
             let _ = std::io::stdout().flush();
@@ -210,23 +208,4 @@ fn run(args: &Args) -> Result<(), smallest_core::Error> {
         }
     }
     Ok(())
-}
-
-/// Parks this thread until `future` is ready (the limits' thread wakes it).
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::park_timeout(Duration::from_millis(100));
-    }
 }
