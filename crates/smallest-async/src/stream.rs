@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use smallest_core::AudioChunk;
 use smallest_core::audio::WavSizes;
 use smallest_core::call::{Call, StreamState, UploadOp};
-use smallest_core::call::{file_error, output_error};
+use smallest_core::call::output_error;
 use smallest_net::body::{StreamBody, UploadBody, UploadSource};
 
 use crate::runtime::{Runtime, Sleep};
@@ -77,13 +77,10 @@ impl Client {
         progress: Option<ProgressHook>,
     ) -> Result<Transcription, Error> {
         let path = path.as_ref();
-        let len = std::fs::metadata(path)
-            .map_err(|e| file_error(path, e))?
-            .len();
-        let seed = smallest_net::seed();
-        let call = UploadOp::file_call(request, path, len, &self.inner.config, &self.options, seed);
+        let (call, len) =
+            smallest_net::file_upload(path, request, &self.inner.config, &self.options)?;
         let open = |_| {
-            let file = std::fs::File::open(path).map_err(|e| file_error(path, e))?;
+            let file = smallest_net::open_upload(path)?;
             Ok(upload(AllowStdIo::new(file), Some(len), progress.clone()))
         };
         self.drive(call, open).await.map(|(output, _, _)| output)

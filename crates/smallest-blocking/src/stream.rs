@@ -17,7 +17,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use smallest_core::AudioChunk;
 use smallest_core::call::{AttemptLimits, Call, StreamEvent, StreamState, UploadCounter, UploadOp};
-use smallest_core::call::{file_error, output_error};
+use smallest_core::call::output_error;
 
 use crate::{
     Audio, Client, Error, Outgoing, Stage, TranscribeRequest, Transcription, TtsRequest, classify,
@@ -109,15 +109,11 @@ impl Client {
         progress: Option<ProgressHook>,
     ) -> Result<Transcription, Error> {
         let path = path.as_ref();
-        let len = std::fs::metadata(path)
-            .map_err(|e| file_error(path, e))?
-            .len();
-        let seed = smallest_net::seed();
-        let call = UploadOp::file_call(request, path, len, &self.inner.config, &self.options, seed);
+        let (call, len) =
+            smallest_net::file_upload(path, request, &self.inner.config, &self.options)?;
         let open = |_| {
-            let file = File::open(path).map_err(|e| file_error(path, e))?;
             Ok(Outgoing::Reader(UploadReader::new(
-                Box::new(file),
+                Box::new(smallest_net::open_upload(path)?),
                 Some(len),
                 progress.clone(),
             )))

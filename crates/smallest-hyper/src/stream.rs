@@ -20,7 +20,7 @@ use futures_core::Stream;
 use hyper::body::Incoming;
 use smallest_core::AudioChunk;
 use smallest_core::call::{Call, StreamState, UploadOp};
-use smallest_core::call::{file_error, output_error};
+use smallest_core::call::output_error;
 use smallest_net::body::{StreamBody, UploadBody, UploadSource};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
@@ -90,15 +90,11 @@ impl Client {
         progress: Option<ProgressHook>,
     ) -> Result<Transcription, Error> {
         let path = path.as_ref();
-        let len = std::fs::metadata(path)
-            .map_err(|e| file_error(path, e))?
-            .len();
-        let seed = smallest_net::seed();
-        let call = UploadOp::file_call(request, path, len, &self.inner.config, &self.options, seed);
+        let (call, len) =
+            smallest_net::file_upload(path, request, &self.inner.config, &self.options)?;
         let open = |_| {
-            let file = std::fs::File::open(path).map_err(|e| file_error(path, e))?;
             Ok(upload(
-                tokio::fs::File::from_std(file),
+                tokio::fs::File::from_std(smallest_net::open_upload(path)?),
                 Some(len),
                 progress.clone(),
             ))

@@ -306,6 +306,34 @@ pub fn upgrade_wait(
     (wait, error)
 }
 
+/// The first steps of a file upload, the same on every transport: the file's length
+/// from its metadata, and the core's call that sends it (a file can be reopened, so the
+/// call retries). An unreadable file is the error that names it.
+pub fn file_upload(
+    path: &std::path::Path,
+    request: &smallest_core::stt::TranscribeRequest,
+    config: &smallest_core::Config,
+    options: &smallest_core::ClientOptions,
+) -> Result<
+    (
+        smallest_core::call::Call<smallest_core::call::UploadOp>,
+        u64,
+    ),
+    Error,
+> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| smallest_core::call::file_error(path, e))?
+        .len();
+    let call =
+        smallest_core::call::UploadOp::file_call(request, path, len, config, options, seed());
+    Ok((call, len))
+}
+
+/// Opens the file of a [`file_upload`] for one attempt.
+pub fn open_upload(path: &std::path::Path) -> Result<std::fs::File, Error> {
+    std::fs::File::open(path).map_err(|e| smallest_core::call::file_error(path, e))
+}
+
 /// 64 random bits from the operating system (for retry jitter seeds and multipart
 /// boundaries; nonces, not secrets). If the OS source fails, the clock's nanoseconds
 /// mixed with a counter stand in: jitter never needs to be unguessable.
