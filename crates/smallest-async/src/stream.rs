@@ -22,8 +22,8 @@ use futures_util::io::{AllowStdIo, AsyncSeekExt as _, AsyncWriteExt as _};
 use hyper::body::Incoming;
 use smallest_core::AudioChunk;
 use smallest_core::audio::WavSizes;
-use smallest_core::call::{Call, StreamState, UploadOp};
 use smallest_core::call::output_error;
+use smallest_core::call::{Call, StreamState, UploadOp};
 use smallest_net::body::{StreamBody, UploadBody, UploadSource};
 
 use crate::runtime::{Runtime, Sleep};

@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use smallest_core::AudioChunk;
-use smallest_core::call::{AttemptLimits, Call, StreamEvent, StreamState, UploadCounter, UploadOp};
 use smallest_core::call::output_error;
+use smallest_core::call::{AttemptLimits, Call, StreamEvent, StreamState, UploadCounter, UploadOp};
 
 use crate::{
     Audio, Client, Error, Outgoing, Stage, TranscribeRequest, Transcription, TtsRequest, classify,

@@ -19,8 +19,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_core::Stream;
 use hyper::body::Incoming;
 use smallest_core::AudioChunk;
-use smallest_core::call::{Call, StreamState, UploadOp};
 use smallest_core::call::output_error;
+use smallest_core::call::{Call, StreamState, UploadOp};
 use smallest_net::body::{StreamBody, UploadBody, UploadSource};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
