@@ -687,7 +687,13 @@ impl AsyncWrite for KillableTcp {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.control.is_killed() {
+            // A killed connection ends with the RST of its drop, never a FIN first (a
+            // client would read a clean end of stream instead of a reset).
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
